@@ -1,0 +1,2 @@
+//! dstack
+fn main() {}

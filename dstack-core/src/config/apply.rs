@@ -1,0 +1,232 @@
+//! What `dstack apply` does to a parsed configuration before sending it: `-e`/`-p` overrides,
+//! environment resolution and `${{ }}` interpolation. Pure: the caller passes its environment.
+
+use super::Configuration;
+use super::decode::Cx;
+use super::interpolate::{self, InterpolateError};
+use super::node::{Node, Value};
+use super::run::RunCommon;
+use super::values::{self, Env, PortMapping};
+
+/// `dstack apply` could not prepare the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// A command-line argument is malformed.
+    #[error("{0}")]
+    BadArgument(String),
+    /// A bare `env` entry has no value in the caller's environment.
+    #[error("Environment variable {0} is not set")]
+    EnvNotSet(String),
+    /// A `${{ }}` reference failed.
+    #[error(transparent)]
+    Interpolation(#[from] InterpolateError),
+    /// A rule the CLI enforces.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The `dstack apply` arguments that change a run configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyArgs {
+    /// `-e KEY[=VALUE]`, in order.
+    pub env: Vec<String>,
+    /// `-p [LOCAL:]CONTAINER`, in order.
+    pub ports: Vec<String>,
+    /// Arguments after `--` (`${{ run.args }}`).
+    pub run_args: Vec<String>,
+}
+
+impl ApplyArgs {
+    /// Reads `-e`/`--env`, `-p`/`--port` and `-- ARGS...` from an argument list.
+    pub fn parse(args: &[String]) -> Result<ApplyArgs, ApplyError> {
+        let mut out = ApplyArgs::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "-e" | "--env" => out.env.push(next_value(&mut it, arg)?),
+                "-p" | "--port" => out.ports.push(next_value(&mut it, arg)?),
+                "--" => {
+                    out.run_args = it.by_ref().cloned().collect();
+                }
+                other => {
+                    return Err(ApplyError::BadArgument(format!(
+                        "unexpected argument `{other}`"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn next_value(it: &mut std::slice::Iter<'_, String>, flag: &str) -> Result<String, ApplyError> {
+    it.next()
+        .cloned()
+        .ok_or_else(|| ApplyError::BadArgument(format!("`{flag}` needs a value")))
+}
+
+/// Quotes arguments the way Python's `shlex.join` does.
+pub fn shlex_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| shlex_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shlex_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    let safe = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+/// Applies the arguments and the caller's environment to a configuration, the way the CLI
+/// does before submitting it.
+pub fn apply(
+    config: &Configuration,
+    args: &ApplyArgs,
+    environ: &dyn Fn(&str) -> Option<String>,
+) -> Result<Configuration, ApplyError> {
+    let mut config = config.clone();
+    let Some(common) = run_common_mut(&mut config) else {
+        return Ok(config);
+    };
+    // -e overrides and adds.
+    for item in &args.env {
+        let (key, value) = values::parse_env_item(item).ok_or_else(|| {
+            ApplyError::BadArgument(format!("invalid environment variable `{item}`"))
+        })?;
+        common.env.set(&key, value);
+    }
+    resolve_env(&mut common.env, environ)?;
+    if let Some(dir) = &common.working_dir {
+        if !dir.starts_with('/') {
+            return Err(ApplyError::Invalid("working_dir must be absolute".into()));
+        }
+    }
+    let env = common.env.clone();
+    let env_lookup = move |ns: &str, name: &str| -> Option<String> {
+        (ns == "env")
+            .then(|| env.get(name).flatten().map(str::to_string))
+            .flatten()
+    };
+    if let Some(auth) = &mut common.registry_auth {
+        auth.username =
+            interpolate::interpolate_or_error(&auth.username, &env_lookup, &["secrets"])?;
+        auth.password =
+            interpolate::interpolate_or_error(&auth.password, &env_lookup, &["secrets"])?;
+    }
+    let run_args = shlex_join(&args.run_args);
+    let command_lookup =
+        |ns: &str, name: &str| (ns == "run" && name == "args").then(|| run_args.clone());
+    let interp_commands = |commands: &mut Vec<String>| -> Result<(), ApplyError> {
+        for c in commands.iter_mut() {
+            *c = interpolate::interpolate_or_error(c, &command_lookup, &["secrets", "groups"])?;
+        }
+        Ok(())
+    };
+    match &mut config {
+        Configuration::Task(t) => {
+            merge_ports(&mut t.ports, &args.ports)?;
+            interp_commands(&mut t.commands)?;
+            for g in t.groups.iter_mut().flatten() {
+                interp_commands(&mut g.commands)?;
+            }
+        }
+        Configuration::Service(s) => {
+            if !args.ports.is_empty() {
+                return Err(ApplyError::BadArgument(
+                    "`-p` is not supported for services".into(),
+                ));
+            }
+            interp_commands(&mut s.commands)?;
+            for g in s.groups.iter_mut().flatten() {
+                interp_commands(&mut g.commands)?;
+            }
+            let env = s.common.env.clone();
+            let lookup = move |ns: &str, name: &str| -> Option<String> {
+                (ns == "env")
+                    .then(|| env.get(name).flatten().map(str::to_string))
+                    .flatten()
+            };
+            for p in s.probes.iter_mut().flatten() {
+                if let Some(url) = &mut p.url {
+                    *url = interpolate::interpolate_or_error(url, &lookup, &["secrets"])?;
+                }
+                if let Some(body) = &mut p.body {
+                    *body = interpolate::interpolate_or_error(body, &lookup, &["secrets"])?;
+                }
+                for h in p.headers.iter_mut().flatten() {
+                    h.value = interpolate::interpolate_or_error(&h.value, &lookup, &["secrets"])?;
+                }
+            }
+        }
+        Configuration::DevEnvironment(d) => merge_ports(&mut d.ports, &args.ports)?,
+        _ => {}
+    }
+    Ok(config)
+}
+
+fn run_common_mut(config: &mut Configuration) -> Option<&mut RunCommon> {
+    match config {
+        Configuration::DevEnvironment(c) => Some(&mut c.common),
+        Configuration::Task(c) => Some(&mut c.common),
+        Configuration::Service(c) => Some(&mut c.common),
+        _ => None,
+    }
+}
+
+/// Fills bare `KEY` entries from the caller's environment.
+pub fn resolve_env(
+    env: &mut Env,
+    environ: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ApplyError> {
+    for (key, value) in env.0.iter_mut() {
+        if value.is_none() {
+            *value = Some(environ(key).ok_or_else(|| ApplyError::EnvNotSet(key.clone()))?);
+        }
+    }
+    Ok(())
+}
+
+/// Merges `-p` mappings into `ports` by container port (later wins).
+fn merge_ports(ports: &mut Vec<PortMapping>, extra: &[String]) -> Result<(), ApplyError> {
+    for spec in extra {
+        let node = Node::new(Value::Str(spec.clone()));
+        let mut cx = Cx::new();
+        let mapping = values::parse_port_mapping(&mut cx, &node, spec).map_err(|_| {
+            ApplyError::BadArgument(
+                cx.into_issues()
+                    .first()
+                    .map(|i| i.message.clone())
+                    .unwrap_or_else(|| format!("invalid port `{spec}`")),
+            )
+        })?;
+        match ports
+            .iter_mut()
+            .find(|p| p.container_port == mapping.container_port)
+        {
+            Some(existing) => *existing = mapping,
+            None => ports.push(mapping),
+        }
+    }
+    let mut seen: Vec<u16> = Vec::new();
+    for p in ports.iter() {
+        if let Some(local) = p.local_port {
+            if seen.contains(&local) {
+                return Err(ApplyError::Invalid(format!(
+                    "Port {local} is already in use"
+                )));
+            }
+            seen.push(local);
+        }
+    }
+    Ok(())
+}
