@@ -1,2 +1,36 @@
-//! dstack
-fn main() {}
+//! The `dstack` command-line interface: a thin layer over `dstack-core`.
+//!
+//! This is the only place that prints errors: commands return [`CliError`]s and [`main`]
+//! reports them and picks the exit code.
+
+mod cli;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A command failed; the message has already been shaped for the user.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Bad input (a configuration, a flag): exit code 2. The details were printed already.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Validate(v) => commands::validate::run(&v),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Invalid(message)) => {
+            if !message.is_empty() {
+                render::error_line(&message);
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -193,9 +193,8 @@ impl miette::Diagnostic for IssueDiagnostic {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let span = self.span?;
-        let label = self.location.clone().unwrap_or_default();
         Some(Box::new(std::iter::once(
-            miette::LabeledSpan::new_with_span(Some(label), span),
+            miette::LabeledSpan::new_with_span(None, span),
         )))
     }
 }

@@ -7,6 +7,10 @@ use crate::resources::{
     Vendor, strip_tpu_prefix,
 };
 
+const MEMORY_HELP: &str = "a size is a number of GB, or a number with `MB`, `GB` or `TB` (`512MB`, `16GB`, `1TB`); a range is `8GB..16GB`, `24GB..` or `..80GB`";
+const GPU_HELP: &str = "write GPUs as `A100`, `A100:80GB:2`, `A10G,A100:2`, `24GB..:2`, `nvidia:1..2` or `amd:MI300X:8`";
+const CPU_HELP: &str = "write CPUs as `8`, `4..16`, `x86:16..` or `arm:8`";
+
 /// A memory size: a number of gigabytes or `512MB` / `16GB` / `1TB`.
 pub fn memory(cx: &mut Cx, n: &Node) -> D<Memory> {
     match &n.value {
@@ -36,7 +40,13 @@ pub fn range_memory(cx: &mut Cx, n: &Node) -> D<Range<Memory>> {
 
 fn range<T: Bound>(cx: &mut Cx, n: &Node, bound: fn(&mut Cx, &Node) -> D<T>) -> D<Range<T>> {
     match &n.value {
-        Value::Str(s) => Range::parse(s).map_err(|e| cx.error(n, e.0)),
+        Value::Str(s) => Range::parse(s).map_err(|e| {
+            if std::any::type_name::<T>().ends_with("Memory") {
+                cx.error_help(n, e.0, MEMORY_HELP.into())
+            } else {
+                cx.error(n, e.0)
+            }
+        }),
         Value::Map(_) => {
             let (ok, f) = fields!(cx, n, [], { min, max });
             let min = decode::opt(cx, "min", f.min, bound);
@@ -64,7 +74,7 @@ pub fn cpu(cx: &mut Cx, n: &Node) -> D<CpuSpec> {
             arch: None,
             count: Range::exact(*i),
         }),
-        Value::Str(s) => CpuSpec::parse(s).map_err(|e| cx.error(n, e.0)),
+        Value::Str(s) => CpuSpec::parse(s).map_err(|e| cx.error_help(n, e.0, CPU_HELP.into())),
         Value::Map(entries) => {
             let is_range = !entries.is_empty()
                 && entries
@@ -140,7 +150,7 @@ pub fn gpu(cx: &mut Cx, n: &Node) -> D<GpuSpec> {
     match &n.value {
         Value::Str(_) | Value::Int(_) | Value::Float(_) => {
             let text = n.scalar_text().unwrap_or_default();
-            GpuSpec::parse(&text).map_err(|e| cx.error(n, e.0))
+            GpuSpec::parse(&text).map_err(|e| cx.error_help(n, e.0, GPU_HELP.into()))
         }
         Value::Map(_) => {
             let (ok, f) = fields!(cx, n, [], { vendor, name, count, memory, total_memory, compute_capability });
