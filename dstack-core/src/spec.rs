@@ -334,7 +334,26 @@ pub fn validate_run_spec(
         _ => {}
     }
     set_resource_defaults(config);
-    check_accelerators(config)
+    check_accelerators(config)?;
+    set_run_defaults(config);
+    Ok(())
+}
+
+/// Values the server stores for unset properties: `priority: 0`, and `nodes: 1` for tasks
+/// without node groups.
+pub fn set_run_defaults(config: &mut Configuration) {
+    let common = match config {
+        Configuration::DevEnvironment(c) => &mut c.common,
+        Configuration::Task(t) => {
+            if t.groups.is_none() && t.nodes.is_none() {
+                t.nodes = Some(1);
+            }
+            &mut t.common
+        }
+        Configuration::Service(s) => &mut s.common,
+        _ => return,
+    };
+    common.priority.get_or_insert(0);
 }
 
 /// The version of the dstack base image the server uses.
