@@ -22,7 +22,10 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn three_mistakes_are_reported_together() {
-    let out = dstack(&["validate", "dstack-cli/tests/fixtures/three-mistakes.dstack.yml"]);
+    let out = dstack(&[
+        "validate",
+        "dstack-cli/tests/fixtures/three-mistakes.dstack.yml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stdout), "");
     insta::assert_snapshot!(text(&out.stderr), @r#"
@@ -78,7 +81,12 @@ fn examples_are_valid() {
 
 #[test]
 fn json_prints_one_document_per_file() {
-    let out = dstack(&["validate", "--json", "examples/service.dstack.yml", "examples/gateway.dstack.yml"]);
+    let out = dstack(&[
+        "validate",
+        "--json",
+        "examples/service.dstack.yml",
+        "examples/gateway.dstack.yml",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let docs: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
@@ -101,7 +109,10 @@ fn mixed_files_exit_2_and_still_report_the_valid_ones() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stdout), "examples/service.dstack.yml: OK\n");
     let err = text(&out.stderr);
-    assert!(err.contains("error: cannot read does-not-exist.dstack.yml"), "{err}");
+    assert!(
+        err.contains("error: cannot read does-not-exist.dstack.yml"),
+        "{err}"
+    );
     assert!(err.contains("error: 2 of 3 files are invalid"), "{err}");
 }
 

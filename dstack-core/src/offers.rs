@@ -265,11 +265,13 @@ mod tests {
 
     #[test]
     fn explains_mismatches() {
-        let mut spec = ResourcesSpec::default();
-        spec.gpu = Some(GpuSpec {
-            count: Range::exact(2),
-            ..GpuSpec::any_count_from(1)
-        });
+        let spec = ResourcesSpec {
+            gpu: Some(GpuSpec {
+                count: Range::exact(2),
+                ..GpuSpec::any_count_from(1)
+            }),
+            ..ResourcesSpec::default()
+        };
         let err = check_offer(&offer(8, 64.0, 1), &req(spec)).expect_err("one GPU is not two");
         assert_eq!(
             err.to_string(),

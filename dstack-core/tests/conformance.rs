@@ -9,12 +9,21 @@ use std::path::PathBuf;
 
 #[test]
 fn shared_vectors_pass() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/config-vectors.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/config-vectors.yaml");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIPPED: {} is absent; the shared vectors were not run", path.display());
+        eprintln!(
+            "SKIPPED: {} is absent; the shared vectors were not run",
+            path.display()
+        );
         return;
     };
     let report = runner::run(&text).expect("the vector file loads");
-    assert!(report.failures.is_empty(), "{} failed:\n{}", report.failures.len(), report.failures.join("\n"));
+    assert!(
+        report.failures.is_empty(),
+        "{} failed:\n{}",
+        report.failures.len(),
+        report.failures.join("\n")
+    );
     assert!(report.passed >= 651, "only {} cases ran", report.passed);
 }

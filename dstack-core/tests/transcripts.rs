@@ -11,15 +11,22 @@ use dstack_core::spec;
 use serde_json::{Value, json};
 
 fn transcripts() -> Option<Vec<Value>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/upstream-api-transcripts");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/upstream-api-transcripts");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("SKIPPED: {} is absent; the transcripts were not checked", dir.display());
+        eprintln!(
+            "SKIPPED: {} is absent; the transcripts were not checked",
+            dir.display()
+        );
         return None;
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     let mut exchanges = Vec::new();
-    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")) {
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    {
         let text = std::fs::read_to_string(path).expect("readable transcript");
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             exchanges.push(serde_json::from_str(line).expect("valid JSON line"));
@@ -40,7 +47,9 @@ fn client_omitted(kind: &str) -> &'static [&'static str] {
 
 #[test]
 fn request_configurations_round_trip() {
-    let Some(exchanges) = transcripts() else { return };
+    let Some(exchanges) = transcripts() else {
+        return;
+    };
     let mut checked = 0;
     for ex in &exchanges {
         let body = &ex["request"]["body"];
@@ -74,7 +83,9 @@ fn request_configurations_round_trip() {
 
 #[test]
 fn effective_run_specs_match_the_original_server() {
-    let Some(exchanges) = transcripts() else { return };
+    let Some(exchanges) = transcripts() else {
+        return;
+    };
     let mut checked = 0;
     for ex in &exchanges {
         let resp = &ex["response"]["body"];
@@ -86,8 +97,14 @@ fn effective_run_specs_match_the_original_server() {
         };
         let mut config = Configuration::from_json(&Value::Object(sent.clone())).expect("parses");
         let name = config.name().map(str::to_string);
-        spec::validate_run_spec(name.as_deref(), &mut config, None).expect("the original accepted it");
-        assert_eq!(config.to_json(), Value::Object(effective.clone()), "{}", ex["flow"]);
+        spec::validate_run_spec(name.as_deref(), &mut config, None)
+            .expect("the original accepted it");
+        assert_eq!(
+            config.to_json(),
+            Value::Object(effective.clone()),
+            "{}",
+            ex["flow"]
+        );
         checked += 1;
     }
     assert!(checked >= 3, "only {checked} plans found");
@@ -95,14 +112,24 @@ fn effective_run_specs_match_the_original_server() {
 
 #[test]
 fn yaml_service_has_the_wire_shape() {
-    let Some(exchanges) = transcripts() else { return };
+    let Some(exchanges) = transcripts() else {
+        return;
+    };
     let echoed = exchanges
         .iter()
-        .find(|ex| ex["flow"] == "09_apply_service_detached_no_fleets" && ex["response"]["body"]["run_spec"].is_object())
+        .find(|ex| {
+            ex["flow"] == "09_apply_service_detached_no_fleets"
+                && ex["response"]["body"]["run_spec"].is_object()
+        })
         .map(|ex| ex["response"]["body"]["run_spec"]["configuration"].clone())
         .expect("the transcript has the echoed run spec");
     let text = "type: service\nname: web\nport: 8000\ncommands:\n  - python3 -m http.server\n";
-    let ours = parse_str("service.dstack.yml", text).expect("parses").to_json();
+    let ours = parse_str("service.dstack.yml", text)
+        .expect("parses")
+        .to_json();
     assert_eq!(ours, echoed);
-    assert_eq!(ours["port"], json!({"local_port": 80, "container_port": 8000}));
+    assert_eq!(
+        ours["port"],
+        json!({"local_port": 80, "container_port": 8000})
+    );
 }

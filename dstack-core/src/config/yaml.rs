@@ -13,8 +13,6 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
-
 use super::node::{Mark, Node, Value};
 
 /// The YAML text could not be loaded.
@@ -483,39 +481,44 @@ fn parse_fraction(frac: &str) -> Option<f64> {
 
 /// Owns a libyaml parser reading from a borrowed string.
 struct Parser<'a> {
-    raw: Box<MaybeUninit<sys::yaml_parser_t>>,
+    raw: Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>,
     _input: &'a str,
 }
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> Parser<'a> {
-        let mut raw: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
+        let mut raw: Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>> =
+            Box::new(MaybeUninit::uninit());
         // SAFETY: `raw` is a valid allocation for a parser; libyaml initialises it in place
         // (it only fails on allocation failure, where it leaves the struct zeroed, which
         // `yaml_parser_delete` accepts). The input buffer outlives the parser through `'a`.
         unsafe {
             let parser = raw.as_mut_ptr();
-            let _ = sys::yaml_parser_initialize(parser);
-            sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-            sys::yaml_parser_set_input_string(parser, input.as_ptr(), input.len() as u64);
+            let _ = unsafe_libyaml::yaml_parser_initialize(parser);
+            unsafe_libyaml::yaml_parser_set_encoding(parser, unsafe_libyaml::YAML_UTF8_ENCODING);
+            unsafe_libyaml::yaml_parser_set_input_string(
+                parser,
+                input.as_ptr(),
+                input.len() as u64,
+            );
         }
         Parser { raw, _input: input }
     }
 
     fn next(&mut self) -> Result<Event, YamlError> {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut event = MaybeUninit::<unsafe_libyaml::yaml_event_t>::uninit();
         // SAFETY: the parser was initialised in `new`; on success libyaml fills `event`, which
         // we read once and then release with `yaml_event_delete`. Strings are copied out before
         // the event is deleted.
         unsafe {
             let parser = self.raw.as_mut_ptr();
-            let failed_before = (&*parser).error != sys::YAML_NO_ERROR;
-            if failed_before || sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+            let failed_before = (&*parser).error != unsafe_libyaml::YAML_NO_ERROR;
+            if failed_before || unsafe_libyaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 return Err(parser_error(parser));
             }
             let event = event.as_mut_ptr();
             let converted = convert(&*event);
-            sys::yaml_event_delete(event);
+            unsafe_libyaml::yaml_event_delete(event);
             Ok(converted)
         }
     }
@@ -524,11 +527,11 @@ impl<'a> Parser<'a> {
 impl Drop for Parser<'_> {
     fn drop(&mut self) {
         // SAFETY: the parser was initialised in `new` and is deleted exactly once.
-        unsafe { sys::yaml_parser_delete(self.raw.as_mut_ptr()) }
+        unsafe { unsafe_libyaml::yaml_parser_delete(self.raw.as_mut_ptr()) }
     }
 }
 
-fn mark_of(start: &sys::yaml_mark_t, end: &sys::yaml_mark_t) -> Mark {
+fn mark_of(start: &unsafe_libyaml::yaml_mark_t, end: &unsafe_libyaml::yaml_mark_t) -> Mark {
     Mark {
         line: start.line as u32 + 1,
         column: start.column as u32 + 1,
@@ -550,34 +553,34 @@ unsafe fn c_string(ptr: *const u8) -> Option<String> {
 
 /// # Safety
 /// `event` must be a valid event returned by `yaml_parser_parse`.
-unsafe fn convert(event: &sys::yaml_event_t) -> Event {
+unsafe fn convert(event: &unsafe_libyaml::yaml_event_t) -> Event {
     let mark = mark_of(&event.start_mark, &event.end_mark);
     // SAFETY: each union field is read only for the event type that defines it.
     unsafe {
         match event.type_ {
-            sys::YAML_STREAM_START_EVENT => Event::StreamStart,
-            sys::YAML_STREAM_END_EVENT => Event::StreamEnd,
-            sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart(mark),
-            sys::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
-            sys::YAML_ALIAS_EVENT => {
+            unsafe_libyaml::YAML_STREAM_START_EVENT => Event::StreamStart,
+            unsafe_libyaml::YAML_STREAM_END_EVENT => Event::StreamEnd,
+            unsafe_libyaml::YAML_DOCUMENT_START_EVENT => Event::DocumentStart(mark),
+            unsafe_libyaml::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
+            unsafe_libyaml::YAML_ALIAS_EVENT => {
                 Event::Alias(c_string(event.data.alias.anchor).unwrap_or_default(), mark)
             }
-            sys::YAML_SCALAR_EVENT => {
+            unsafe_libyaml::YAML_SCALAR_EVENT => {
                 let s = &event.data.scalar;
                 let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
                 Event::Scalar {
                     value: String::from_utf8_lossy(bytes).into_owned(),
-                    plain: s.style == sys::YAML_PLAIN_SCALAR_STYLE,
+                    plain: s.style == unsafe_libyaml::YAML_PLAIN_SCALAR_STYLE,
                     tag: c_string(s.tag),
                     anchor: c_string(s.anchor),
                     mark,
                 }
             }
-            sys::YAML_SEQUENCE_START_EVENT => {
+            unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
                 Event::SeqStart(c_string(event.data.sequence_start.anchor), mark)
             }
-            sys::YAML_SEQUENCE_END_EVENT => Event::SeqEnd,
-            sys::YAML_MAPPING_START_EVENT => {
+            unsafe_libyaml::YAML_SEQUENCE_END_EVENT => Event::SeqEnd,
+            unsafe_libyaml::YAML_MAPPING_START_EVENT => {
                 Event::MapStart(c_string(event.data.mapping_start.anchor), mark)
             }
             _ => Event::MapEnd,
@@ -587,7 +590,7 @@ unsafe fn convert(event: &sys::yaml_event_t) -> Event {
 
 /// # Safety
 /// `parser` must be an initialised parser.
-unsafe fn parser_error(parser: *const sys::yaml_parser_t) -> YamlError {
+unsafe fn parser_error(parser: *const unsafe_libyaml::yaml_parser_t) -> YamlError {
     // SAFETY: guaranteed by the caller; libyaml's problem/context are static strings or null.
     unsafe {
         let state = &*parser;

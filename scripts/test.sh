@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Safe to repeat; installs what is missing:
+#   - rustfmt/clippy components (rustup), Python venv with maturin + pytest (pip) for the bindings.
+# Usage: ./scripts/test.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    step "installing rustfmt and clippy"
+    rustup component add rustfmt clippy
+fi
+if [[ ! -f "$REPO/../shared/conformance/config-vectors.yaml" ]]; then
+    echo "warning: ../shared is absent: conformance, upstream-example and transcript tests will SKIP" >&2
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy -q --workspace --all-targets -- -D warnings
+
+step "cargo test (dstack-core, dstack-cli)"
+cargo test -q -p dstack-core -p dstack-cli
+
+step "conformance vectors (release build, as documented)"
+if [[ -f "$REPO/../shared/conformance/config-vectors.yaml" ]]; then
+    cargo run --release -q -p dstack-core --example conformance -- "$REPO/../shared/conformance/config-vectors.yaml" | tail -n 1
+fi
+
+step "Python bindings (maturin develop + pytest)"
+VENV="$REPO/target/py-venv"
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+if ! "$VENV/bin/python" -c 'import maturin, pytest' 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q "maturin>=1.7,<2" "pytest>=8"
+fi
+(cd dstack-bindings && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop -q)
+"$VENV/bin/python" -m pytest -q dstack-bindings/tests
