@@ -35,9 +35,9 @@ fi
 step "Python bindings (maturin develop + pytest)"
 VENV="$REPO/target/py-venv"
 [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-if ! "$VENV/bin/python" -c 'import maturin, pytest' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import maturin, pytest, jsonschema, yaml' 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q "maturin>=1.7,<2" "pytest>=8"
+    "$VENV/bin/python" -m pip install -q "maturin>=1.7,<2" "pytest>=8" "jsonschema>=4" "pyyaml>=6"
 fi
 (cd dstack-bindings && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop -q)
 "$VENV/bin/python" -m pytest -q dstack-bindings/tests

@@ -95,7 +95,8 @@ pub fn fleet_nodes(cx: &mut Cx, n: &Node) -> D<FleetNodes> {
 }
 
 /// An SSH key pair (filled in by the CLI from `identity_file`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SshKey {
     /// Public key.
     pub public: String,
@@ -115,7 +116,8 @@ fn ssh_key(cx: &mut Cx, n: &Node) -> D<SshKey> {
 }
 
 /// A jump host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SshProxy {
     /// Host name or IP.
     pub hostname: String,
@@ -161,7 +163,8 @@ pub enum SshHost {
 }
 
 /// Per-host settings of an SSH fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SshHostParams {
     /// Host name or IP.
     pub hostname: String,
@@ -178,6 +181,7 @@ pub struct SshHostParams {
     /// The key itself (internal).
     pub ssh_key: Option<SshKey>,
     /// Shares of this host.
+    #[schemars(with = "Option<crate::config::schema::BlocksInput>")]
     pub blocks: Option<Blocks>,
 }
 
@@ -288,7 +292,8 @@ fn ssh_host(cx: &mut Cx, n: &Node) -> D<SshHost> {
 }
 
 /// `ssh_config` of an SSH fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SshConfig {
     /// Default SSH user.
     pub user: Option<String>,
@@ -301,6 +306,7 @@ pub struct SshConfig {
     /// Default jump host.
     pub proxy_jump: Option<SshProxy>,
     /// The hosts.
+    #[schemars(with = "Vec<crate::config::schema::SshHostInput>")]
     pub hosts: Vec<SshHost>,
     /// Private network the hosts talk over (`10.0.0.0/24`).
     pub network: Option<String>,
@@ -331,21 +337,26 @@ fn ssh_config(cx: &mut Cx, n: &Node) -> D<SshConfig> {
 }
 
 /// A `fleet` configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FleetConfiguration {
     /// Fleet name.
     pub name: Option<String>,
     /// Placement.
     pub placement: Option<Placement>,
     /// Shares per instance.
+    #[schemars(with = "Option<crate::config::schema::BlocksInput>")]
     pub blocks: Blocks,
     /// Number of instances (cloud fleets).
+    #[schemars(with = "Option<crate::config::schema::FleetNodesInput>")]
     pub nodes: Option<FleetNodes>,
     /// Capacity reservation.
     pub reservation: Option<String>,
     /// Instance resources; `None` = anything.
+    #[schemars(with = "Option<crate::config::schema::ResourcesInput>")]
     pub resources: Option<ResourcesSpec>,
     /// Allowed backends.
+    #[schemars(with = "Option<Vec<crate::config::schema::BackendInput>>")]
     pub backends: Option<Vec<BackendType>>,
     /// Allowed regions.
     pub regions: Option<Vec<String>>,
@@ -356,18 +367,23 @@ pub struct FleetConfiguration {
     /// Spot policy.
     pub spot_policy: Option<SpotPolicy>,
     /// Retry policy for provisioning.
+    #[schemars(with = "Option<crate::config::schema::RetryInput>")]
     pub retry: Option<Retry>,
     /// Maximal price per instance and hour.
     pub max_price: Option<f64>,
     /// How long idle instances above `nodes.min` are kept (-1 = forever).
+    #[schemars(with = "Option<crate::config::schema::OffableDuration>")]
     pub idle_duration: Option<i64>,
     /// Resource tags.
+    #[schemars(with = "Option<crate::config::schema::TagsInput>")]
     pub tags: Option<Tags>,
     /// Backend-specific options.
+    #[schemars(with = "Option<Vec<crate::config::schema::BackendOptionsInput>>")]
     pub backend_options: Option<Vec<BackendOptions>>,
     /// SSH fleet hosts.
     pub ssh_config: Option<SshConfig>,
     /// Environment of SSH fleet hosts.
+    #[schemars(with = "Option<crate::config::schema::EnvInput>")]
     pub env: Env,
 }
 

@@ -61,13 +61,15 @@ fn certificate(cx: &mut Cx, n: &Node) -> D<Certificate> {
 }
 
 /// A `gateway` configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct GatewayConfiguration {
     /// Gateway name.
     pub name: Option<String>,
     /// Make it the project's default gateway (`None` = if there is none yet).
     pub default: Option<bool>,
     /// Backend to create it in.
+    #[schemars(with = "crate::config::schema::BackendInput")]
     pub backend: BackendType,
     /// Region to create it in.
     pub region: String,
@@ -76,12 +78,15 @@ pub struct GatewayConfiguration {
     /// Wildcard domain for services (may use `${{ run.project_name }}`).
     pub domain: Option<String>,
     /// Whether it gets a public IP.
+    #[schemars(with = "Option<bool>")]
     pub public_ip: bool,
     /// TLS certificate; `None` disables HTTPS.
+    #[schemars(with = "Option<crate::config::schema::CertificateInput>")]
     pub certificate: Option<Certificate>,
     /// Number of gateway replicas.
     pub replicas: Option<i64>,
     /// Resource tags.
+    #[schemars(with = "Option<crate::config::schema::TagsInput>")]
     pub tags: Option<Tags>,
 }
 

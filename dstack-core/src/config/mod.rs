@@ -16,6 +16,7 @@ pub mod preset;
 pub mod profile;
 pub mod resources;
 pub mod run;
+pub mod schema;
 
 pub mod service;
 pub mod values;

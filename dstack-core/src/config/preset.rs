@@ -62,20 +62,24 @@ impl Serialize for Prompt {
 }
 
 /// A `preset` configuration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PresetConfiguration {
     /// Always `preset`.
     #[serde(rename = "type")]
+    #[schemars(with = "String")]
     pub kind: &'static str,
     /// Preset name.
     pub name: Option<String>,
     /// The model.
+    #[schemars(with = "Option<crate::config::schema::PresetModelInput>")]
     pub model: PresetModel,
     /// Shorthand for `model: {base: ...}` (always unset after parsing).
     pub base: Option<String>,
     /// Shorthand for `model: {repo: ...}` (always unset after parsing).
     pub repo: Option<String>,
     /// Benchmark prompt.
+    #[schemars(with = "Option<crate::config::schema::PromptInput>")]
     pub prompt: Option<Prompt>,
     /// Minimal context length.
     pub min_context_length: Option<i64>,
@@ -88,18 +92,24 @@ pub struct PresetConfiguration {
     /// Concurrent requests.
     pub concurrency: Option<i64>,
     /// Input tokens per request.
+    #[schemars(with = "Option<i64>")]
     pub input_tokens: i64,
     /// Output tokens per request.
+    #[schemars(with = "Option<i64>")]
     pub output_tokens: i64,
     /// Tokens shared between requests.
     pub shared_prefix_tokens: Option<i64>,
     /// Data set of prompts.
+    #[schemars(with = "Option<String>")]
     pub dataset: String,
     /// Run a baseline.
+    #[schemars(with = "Option<bool>")]
     pub baseline: bool,
     /// Gateway choice.
+    #[schemars(with = "Option<crate::config::schema::GatewayInput>")]
     pub gateway: Option<GatewayChoice>,
     /// Environment variables.
+    #[schemars(with = "Option<crate::config::schema::EnvInput>")]
     pub env: Env,
     /// Profile parameters.
     #[serde(flatten)]

@@ -141,6 +141,15 @@ macro_rules! string_enum {
                 s.serialize_str(self.as_str())
             }
         }
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let values: Vec<&str> = Self::ALL.iter().map(|(s, _)| *s).collect();
+                schemars::json_schema!({"enum": values})
+            }
+        }
     };
 }
 pub(crate) use string_enum;
@@ -257,11 +266,13 @@ pub fn retry(cx: &mut Cx, n: &Node) -> D<Retry> {
 }
 
 /// `utilization_policy`: terminate runs whose GPUs idle below a threshold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct UtilizationPolicy {
     /// Minimal GPU utilisation, percent.
     pub min_gpu_utilization: i64,
     /// Window over which it is measured, seconds (at least 5 minutes).
+    #[schemars(with = "crate::config::schema::Duration")]
     pub time_window: i64,
 }
 
@@ -498,9 +509,10 @@ pub fn fleet_refs(cx: &mut Cx, n: &Node) -> D<Vec<EntityReference>> {
 }
 
 /// The profile parameters of a run configuration, preset or profile. `None` = not set here.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, schemars::JsonSchema)]
 pub struct ProfileParams {
     /// Allowed backends.
+    #[schemars(with = "Option<Vec<crate::config::schema::BackendInput>>")]
     pub backends: Option<Vec<BackendType>>,
     /// Allowed regions.
     pub regions: Option<Vec<String>>,
@@ -513,16 +525,20 @@ pub struct ProfileParams {
     /// Spot policy (default on-demand).
     pub spot_policy: Option<SpotPolicy>,
     /// Retry policy.
+    #[schemars(with = "Option<crate::config::schema::RetryInput>")]
     pub retry: Option<Retry>,
     /// Maximal run time.
+    #[schemars(with = "Option<crate::config::schema::OffableDuration>")]
     pub max_duration: Option<OffableDuration>,
     /// Time allowed for a graceful stop.
+    #[schemars(with = "Option<crate::config::schema::OffableDuration>")]
     pub stop_duration: Option<OffableDuration>,
     /// Maximal price per hour.
     pub max_price: Option<f64>,
     /// Whether new instances may be created.
     pub creation_policy: Option<CreationPolicy>,
     /// How long idle instances are kept (-1 = forever).
+    #[schemars(with = "Option<crate::config::schema::OffableDuration>")]
     pub idle_duration: Option<i64>,
     /// GPU utilisation policy.
     pub utilization_policy: Option<UtilizationPolicy>,
@@ -531,14 +547,19 @@ pub struct ProfileParams {
     /// When a multi-node run is done.
     pub stop_criteria: Option<StopCriteria>,
     /// Cron schedule.
+    #[schemars(with = "Option<crate::config::schema::ScheduleInput>")]
     pub schedule: Option<Schedule>,
     /// Fleets to use.
+    #[schemars(with = "Option<Vec<crate::config::schema::EntityRefInput>>")]
     pub fleets: Option<Vec<EntityReference>>,
     /// Instances to use.
+    #[schemars(with = "Option<Vec<crate::config::schema::InstanceInput>>")]
     pub instances: Option<Vec<InstanceSelector>>,
     /// Resource tags.
+    #[schemars(with = "Option<crate::config::schema::TagsInput>")]
     pub tags: Option<Tags>,
     /// Backend-specific options.
+    #[schemars(with = "Option<Vec<crate::config::schema::BackendOptionsInput>>")]
     pub backend_options: Option<Vec<BackendOptions>>,
 }
 

@@ -164,17 +164,21 @@ string_enum!(
 );
 
 /// `scaling`: how replicas follow load.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ScalingSpec {
     /// The metric.
     pub metric: ScalingMetric,
     /// Target value of the metric per replica.
     pub target: f64,
     /// Averaging window in seconds (30, 60 or 300; default 60).
+    #[schemars(with = "Option<crate::config::schema::Duration>")]
     pub window: Option<i64>,
     /// Delay before scaling up, seconds.
+    #[schemars(with = "Option<crate::config::schema::Duration>")]
     pub scale_up_delay: i64,
     /// Delay before scaling down, seconds.
+    #[schemars(with = "Option<crate::config::schema::Duration>")]
     pub scale_down_delay: i64,
 }
 
@@ -247,15 +251,19 @@ impl Serialize for RateLimitKey {
 }
 
 /// One `rate_limits` item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RateLimit {
     /// Path prefix the limit applies to (the longest matching prefix wins).
+    #[schemars(with = "Option<String>")]
     pub prefix: String,
     /// What requests are counted by.
+    #[schemars(with = "Option<crate::config::schema::RateLimitKeyInput>")]
     pub key: RateLimitKey,
     /// Allowed requests per second.
     pub rps: f64,
     /// Extra requests allowed in a burst.
+    #[schemars(with = "Option<i64>")]
     pub burst: i64,
 }
 
@@ -364,7 +372,8 @@ string_enum!(
 );
 
 /// A header sent by a probe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HttpHeader {
     /// Header name.
     pub name: String,
@@ -373,10 +382,12 @@ pub struct HttpHeader {
 }
 
 /// One `probes` item: an HTTP readiness check. Unset fields take the server's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Probe type (always `http`).
     #[serde(rename = "type")]
+    #[schemars(with = "crate::config::schema::HttpProbeType")]
     pub kind: &'static str,
     /// Path to request (default `/`).
     pub url: Option<String>,
@@ -387,8 +398,10 @@ pub struct ProbeConfig {
     /// Request body.
     pub body: Option<String>,
     /// Request timeout, seconds (default 10).
+    #[schemars(with = "Option<crate::config::schema::Duration>")]
     pub timeout: Option<i64>,
     /// Interval between probes, seconds (default 15).
+    #[schemars(with = "Option<crate::config::schema::Duration>")]
     pub interval: Option<i64>,
     /// Consecutive successes before the replica is ready (default 1).
     pub ready_after: Option<i64>,
@@ -490,33 +503,41 @@ string_enum!(
 );
 
 /// The `router` of a replica group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RouterConfig {
     /// Router kind.
     #[serde(rename = "type")]
+    #[schemars(with = "Option<RouterType>")]
     pub kind: RouterType,
 }
 
 /// A group of identical replicas of a service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ReplicaGroup {
     /// Group name (defaults to its index).
+    #[schemars(with = "Option<String>")]
     pub name: String,
     /// Number of replicas (a range with autoscaling).
+    #[schemars(with = "crate::config::schema::IntRange")]
     pub replicas: Range<i64>,
     /// Autoscaling of this group.
     pub scaling: Option<ScalingSpec>,
     /// Resources of each replica (not inherited from the service).
+    #[schemars(with = "Option<crate::config::schema::ResourcesInput>")]
     pub resources: ResourcesSpec,
     /// Spot policy of this group.
     pub spot_policy: Option<SpotPolicy>,
     /// Capacity reservation of this group.
     pub reservation: Option<String>,
     /// Commands of this group's replicas.
+    #[schemars(with = "Option<Vec<String>>")]
     pub commands: Vec<String>,
     /// Image of this group.
     pub image: Option<String>,
     /// Python version of this group.
+    #[schemars(with = "Option<crate::config::schema::PythonInput>")]
     pub python: Option<PythonVersion>,
     /// Use the `-devel` image in this group.
     pub nvcc: Option<bool>,
@@ -685,35 +706,47 @@ fn replica_group(cx: &mut Cx, n: &Node, index: usize) -> D<ReplicaGroup> {
 }
 
 /// A `service` configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServiceConfiguration {
     /// The port the service listens on (and the public port).
+    #[schemars(with = "crate::config::schema::ServicePortInput")]
     pub port: PortMapping,
     /// Gateway choice; `None` = the default gateway if one exists.
+    #[schemars(with = "Option<crate::config::schema::GatewayInput>")]
     pub gateway: Option<GatewayChoice>,
     /// Strip `/proxy/services/<project>/<run>` before forwarding (without a gateway).
+    #[schemars(with = "Option<bool>")]
     pub strip_prefix: bool,
     /// The model served, for the model endpoint.
+    #[schemars(with = "Option<crate::config::schema::ModelInput>")]
     pub model: Option<ModelSpec>,
     /// HTTPS on the gateway; `None` = on.
+    #[schemars(with = "Option<crate::config::schema::HttpsInput>")]
     pub https: Option<Https>,
     /// Require a dstack token.
+    #[schemars(with = "Option<bool>")]
     pub auth: bool,
     /// Autoscaling (services without groups).
     pub scaling: Option<ScalingSpec>,
     /// Rate limits.
+    #[schemars(with = "Option<Vec<RateLimit>>")]
     pub rate_limits: Vec<RateLimit>,
     /// Readiness probes; `None` = the default (a model probe when `model` is set), `[]` = none.
     pub probes: Option<Vec<ProbeConfig>>,
     /// Number of replicas (services without groups); `None` = 1.
+    #[schemars(with = "Option<crate::config::schema::ReplicasInput>")]
     pub replicas: Option<Range<i64>>,
     /// Replica groups.
     pub groups: Option<Vec<ReplicaGroup>>,
     /// Commands (services without groups).
+    #[schemars(with = "Option<Vec<String>>")]
     pub commands: Vec<String>,
     /// Shared run properties.
+    #[serde(flatten)]
     pub common: RunCommon,
     /// Profile parameters.
+    #[serde(flatten)]
     pub profile: ProfileParams,
 }
 

@@ -924,7 +924,8 @@ pub fn entity_reference(cx: &mut Cx, n: &Node) -> D<EntityReference> {
 // registry_auth
 
 /// Credentials for a private image registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RegistryAuth {
     /// User name (may use `${{ env.X }}` / `${{ secrets.X }}`).
     pub username: String,
