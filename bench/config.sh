@@ -39,6 +39,27 @@ if ! RUST_OUT="$(cargo run --release -q -p dstack-core --example bench_config --
 fi
 echo "$RUST_OUT"
 
+echo "== dstack validate: per-document cost inside one process (best of 10 runs each)"
+# Marginal cost = (time for all files - time for one file) / (files - 1): process start-up,
+# which is the same for one file or many, cancels out.
+cargo build --release -q -p dstack-cli
+mapfile -t YES_FILES < <(awk -F'\t' 'NR==1 {for (i=1;i<=NF;i++) col[$i]=i; next} $col["expected_parse"]=="yes" {print $col["path"]}' "$EXAMPLES/MANIFEST.tsv")
+best_ns() {
+    local best="" start took
+    for _ in $(seq 10); do
+        start=$(date +%s%N)
+        (cd "$EXAMPLES" && "$REPO/target/release/dstack" validate "$@" >/dev/null)
+        took=$(( $(date +%s%N) - start ))
+        if [[ -z "$best" || "$took" -lt "$best" ]]; then best=$took; fi
+    done
+    echo "$best"
+}
+ONE="$(best_ns "${YES_FILES[0]}")"
+ALL="$(best_ns "${YES_FILES[@]}")"
+VALIDATE_OUT="$(awk -v one="$ONE" -v all="$ALL" -v n="${#YES_FILES[@]}" 'BEGIN {
+    printf "dstack-validate-cli: %d docs, %.1f us/doc (marginal; %.2f ms for 1 file, %.2f ms for %d)\n", n, (all - one) / 1000 / (n - 1), one / 1e6, all / 1e6, n }')"
+echo "$VALIDATE_OUT"
+
 echo "== python original"
 if ! PY_OUT="$("$PY" "$REPO/bench/upstream_parse.py" "$EXAMPLES")"; then
     echo "error: python baseline failed (see stderr above)" >&2
@@ -47,13 +68,15 @@ fi
 echo "$PY_OUT"
 
 OURS="$(num rust-dstack-core "$RUST_OUT")"
+CLI="$(num dstack-validate-cli "$VALIDATE_OUT")"
 FLOOR="$(num floor-serde-yaml-value "$RUST_OUT")"
 ORIG="$(num python-original "$PY_OUT")"
 
-echo "== summary (us/doc: ours=$OURS floor=$FLOOR original=$ORIG)"
-awk -v o="$OURS" -v f="$FLOOR" -v p="$ORIG" 'BEGIN {
+echo "== summary (us/doc: ours=$OURS floor=$FLOOR cli=$CLI original=$ORIG)"
+awk -v o="$OURS" -v f="$FLOOR" -v p="$ORIG" -v c="$CLI" 'BEGIN {
     if (o <= 0 || f <= 0) { print "error: non-positive rust timing" > "/dev/stderr"; exit 1 }
     printf "ours / floor = %.2fx (goal <= 1.25x)\n", o / f
     printf "original / ours = %.1fx faster\n", p / o
     printf "original / floor = %.1fx\n", p / f
+    printf "dstack validate (one process, %s us/doc) / library = %.2fx\n", c, c / o
 }'
