@@ -14,6 +14,7 @@ pub mod interpolate;
 pub mod node;
 pub mod preset;
 pub mod profile;
+pub mod references;
 pub mod resources;
 pub mod run;
 pub mod schema;
@@ -140,7 +141,11 @@ impl ConfigError {
                         self.source_name, issue.mark.line, issue.mark.column
                     )
                 }),
-                span: issue.mark.is_known().then(|| {
+                span: (issue.mark.is_known()
+                    && self
+                        .source_text
+                        .is_char_boundary(issue.mark.offset as usize))
+                .then(|| {
                     let len = label_len(&self.source_text, issue.mark);
                     miette::SourceSpan::new((issue.mark.offset as usize).into(), len)
                 }),
@@ -152,15 +157,20 @@ impl ConfigError {
 
 /// The length to underline: the node's text on its first line.
 fn label_len(text: &str, mark: Mark) -> usize {
-    let start = (mark.offset as usize).min(text.len());
-    let rest = &text[start..];
+    let Some(rest) = text.get(mark.offset as usize..) else {
+        return 0;
+    };
     let line_end = rest.find('\n').unwrap_or(rest.len());
     let len = if mark.len == 0 {
         line_end
     } else {
         (mark.len as usize).min(line_end)
     };
-    len.max(1).min(rest.len().max(1))
+    // Never split a character.
+    (0..=len)
+        .rev()
+        .find(|&l| rest.is_char_boundary(l))
+        .unwrap_or(0)
 }
 
 /// One issue, ready for miette's report handlers.
@@ -317,7 +327,7 @@ fn decode_configuration(cx: &mut decode::Cx, n: &Node) -> decode::D<Configuratio
         ));
     };
     let text = kind.as_str().unwrap_or_default();
-    Ok(match text {
+    let config = match text {
         "dev-environment" => {
             Configuration::DevEnvironment(Box::new(DevEnvironmentConfiguration::decode(cx, n)?))
         }
@@ -343,7 +353,9 @@ fn decode_configuration(cx: &mut decode::Cx, n: &Node) -> decode::D<Configuratio
                 )
             }));
         }
-    })
+    };
+    references::check(cx, n, text);
+    Ok(config)
 }
 
 /// Loads and validates a configuration from YAML text. `source_name` names it in errors.
