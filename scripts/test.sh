@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Safe to repeat; installs what is missing:
-#   - rustfmt/clippy components (rustup), Python venv with maturin + pytest (pip) for the bindings.
+#   - rustfmt/clippy components (rustup); Debian's postgresql for the state tests (a private
+#     server on 127.0.0.1); a Python venv with maturin + pytest (pip) for the bindings.
 # Usage: ./scripts/test.sh
 set -euo pipefail
 
@@ -24,8 +25,13 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy -q --workspace --all-targets -- -D warnings
 
-step "cargo test (dstack-core, dstack-cli)"
-cargo test -q -p dstack-core -p dstack-cli
+step "PostgreSQL for the state tests"
+DSTACK_TEST_POSTGRES_URL="$(./scripts/postgres.sh)"
+export DSTACK_TEST_POSTGRES_URL
+echo "using $DSTACK_TEST_POSTGRES_URL"
+
+step "cargo test (dstack-core with the server, dstack-cli)"
+cargo test -q -p dstack-core -p dstack-cli --features dstack-core/server
 
 step "conformance vectors (release build, as documented)"
 if [[ -f "$REPO/../shared/conformance/config-vectors.yaml" ]]; then

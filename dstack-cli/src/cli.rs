@@ -16,6 +16,35 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check configuration files without applying them.
     Validate(ValidateArgs),
+    /// Start the dstack server.
+    Server(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DSTACK_SERVER_HOST", default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Port to listen on.
+    #[arg(long, short = 'p', env = "DSTACK_SERVER_PORT", default_value_t = 3000)]
+    pub(crate) port: u16,
+    /// The admin user's token (created, or replaced if it differs).
+    #[arg(long, env = "DSTACK_SERVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(
+        long,
+        short = 'l',
+        env = "DSTACK_SERVER_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub(crate) log_level: String,
+    /// Server directory (state, logs, config.yml); `~/.dstack/server` by default.
+    #[arg(long, env = "DSTACK_SERVER_DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
+    #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -17,12 +17,16 @@ pub(crate) enum CliError {
     /// Bad input (a configuration, a flag): exit code 2. The details were printed already.
     #[error("{0}")]
     Invalid(String),
+    /// The operation failed: exit code 1.
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
         cli::Command::Validate(v) => commands::validate::run(&v),
+        cli::Command::Server(s) => commands::server::run(&s),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,6 +35,10 @@ fn main() -> ExitCode {
                 render::error_line(&message);
             }
             ExitCode::from(2)
+        }
+        Err(CliError::Failed(message)) => {
+            render::error_line(&message);
+            ExitCode::from(1)
         }
     }
 }

@@ -18,3 +18,10 @@ pub mod offers;
 pub mod resources;
 pub mod schedule;
 pub mod spec;
+
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod state;

@@ -479,6 +479,81 @@ fn parse_fraction(frac: &str) -> Option<f64> {
     format!("0.{digits}").parse().ok()
 }
 
+/// Writes a JSON value as block-style YAML (for the small config files the server and CLI
+/// write). Strings stay plain only when YAML 1.1 would read them back as the same string.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    emit(value, 0, &mut out);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn scalar_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => {
+            let plain = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_./-@".contains(c))
+                && resolve_plain(s.clone()) == Value::Str(s.clone());
+            if plain {
+                s.clone()
+            } else {
+                serde_json::Value::String(s.clone()).to_string()
+            }
+        }
+        serde_json::Value::Array(a) if a.is_empty() => "[]".into(),
+        serde_json::Value::Object(o) if o.is_empty() => "{}".into(),
+        other => other.to_string(),
+    }
+}
+
+fn is_block(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(o) => !o.is_empty(),
+        _ => false,
+    }
+}
+
+fn emit(value: &serde_json::Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = scalar_text(&serde_json::Value::String(k.clone()));
+                if is_block(v) {
+                    out.push_str(&format!("{pad}{key}:\n"));
+                    let child = if v.is_array() { indent } else { indent + 2 };
+                    emit(v, child, out);
+                } else {
+                    out.push_str(&format!("{pad}{key}: {}\n", scalar_text(v)));
+                }
+            }
+        }
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                if is_block(item) && item.is_object() {
+                    let mut inner = String::new();
+                    emit(item, indent + 2, &mut inner);
+                    let trimmed = inner.trim_start_matches(' ');
+                    out.push_str(&format!("{pad}- {trimmed}"));
+                } else if is_block(item) {
+                    out.push_str(&format!("{pad}-\n"));
+                    emit(item, indent + 2, out);
+                } else {
+                    out.push_str(&format!("{pad}- {}\n", scalar_text(item)));
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar_text(other))),
+    }
+}
+
 /// Owns a libyaml parser reading from a borrowed string.
 struct Parser<'a> {
     raw: Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>,
@@ -670,6 +745,21 @@ mod tests {
         assert!(err.mark.line >= 1, "{err:?}");
         let err = load("a: 1\n---\nb: 2\n").expect_err("two documents");
         assert!(err.message.contains("single document"));
+    }
+
+    #[test]
+    fn emitted_yaml_reads_back() {
+        let value = serde_json::json!({
+            "projects": [{"default": true, "name": "main", "token": "1b2c-3d", "url": "http://127.0.0.1:3000", "backends": []}],
+            "repos": [],
+            "odd": ["yes", "1.5", "", "a b", "x: y"]
+        });
+        let text = to_yaml(&value);
+        assert!(
+            text.starts_with("projects:\n- default: true\n  name: main\n"),
+            "{text}"
+        );
+        assert_eq!(load(&text).expect("reads back").to_json(), value);
     }
 
     #[test]

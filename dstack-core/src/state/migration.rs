@@ -1,0 +1,168 @@
+//! Schema migrations, applied in order at server start. Never edit a migration that has shipped:
+//! add a new one (`mYYYYMMDD_NNNNNN_what.rs` style names).
+
+use sea_orm_migration::prelude::*;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M20261122000001Init)]
+    }
+}
+
+/// Users, projects, members, runs and jobs.
+pub struct M20261122000001Init;
+
+impl MigrationName for M20261122000001Init {
+    fn name(&self) -> &str {
+        "m20261122_000001_init"
+    }
+}
+
+fn id(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .string()
+        .not_null()
+        .primary_key()
+        .to_owned()
+}
+
+fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().to_owned()
+}
+
+fn text_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().to_owned()
+}
+
+fn time(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+fn time_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
+}
+
+fn boolean(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).boolean().not_null().to_owned()
+}
+
+fn int(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().to_owned()
+}
+
+fn int_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().null().to_owned()
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M20261122000001Init {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("users")
+                .col(id("id"))
+                .col(ColumnDef::new("username").string().not_null().unique_key())
+                .col(ColumnDef::new("token").string().not_null().unique_key())
+                .col(text("global_role"))
+                .col(text_null("email"))
+                .col(boolean("active"))
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("projects")
+                .col(id("id"))
+                .col(ColumnDef::new("name").string().not_null().unique_key())
+                .col(text("owner_id"))
+                .col(boolean("is_public"))
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("members")
+                .col(ColumnDef::new("project_id").string().not_null())
+                .col(ColumnDef::new("user_id").string().not_null())
+                .col(text("project_role"))
+                .primary_key(Index::create().col("project_id").col("user_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("runs")
+                .col(id("id"))
+                .col(ColumnDef::new("project_id").string().not_null())
+                .col(text("user_name"))
+                .col(ColumnDef::new("run_name").string().not_null())
+                .col(time("submitted_at"))
+                .col(time("last_processed_at"))
+                .col(text("status"))
+                .col(text_null("termination_reason"))
+                .col(text("run_spec"))
+                .col(text_null("service_spec"))
+                .col(int("deployment_num"))
+                .col(boolean("deleted"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("runs_project_name")
+                .table("runs")
+                .col("project_id")
+                .col("run_name")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("jobs")
+                .col(id("id"))
+                .col(ColumnDef::new("run_id").string().not_null())
+                .col(int("replica_num"))
+                .col(int("job_num"))
+                .col(int("submission_num"))
+                .col(text("job_spec"))
+                .col(text("status"))
+                .col(text_null("termination_reason"))
+                .col(text_null("termination_reason_message"))
+                .col(int_null("exit_status"))
+                .col(time("submitted_at"))
+                .col(time("last_processed_at"))
+                .col(time_null("finished_at"))
+                .col(text_null("runtime"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("jobs_run")
+                .table("jobs")
+                .col("run_id")
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["jobs", "runs", "members", "projects", "users"] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

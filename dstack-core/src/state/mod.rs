@@ -1,0 +1,231 @@
+//! Persistent state through sea-orm: SQLite by default, PostgreSQL when the URL says so.
+//!
+//! Repositories return plain records; JSON documents (run specs, job specs) are stored as text
+//! so both engines store the same thing. The server is the only writer.
+
+pub mod entity;
+pub mod migration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use entity::{job, member, project, run, user};
+
+/// A state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    /// A stored document could not be read back.
+    #[error("corrupt stored document: {0}")]
+    Corrupt(String),
+}
+
+/// Result of state operations.
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// A handle on the database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects (`sqlite://path?mode=rwc` or `postgres://...`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Db> {
+        let mut options = ConnectOptions::new(url.to_string());
+        options.sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer at a time on SQLite; readers share the connection.
+            options.max_connections(1);
+        } else {
+            options.max_connections(16);
+        }
+        let conn = Database::connect(options).await?;
+        migration::Migrator::up(&conn, None).await?;
+        Ok(Db { conn })
+    }
+
+    /// The underlying connection.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // users
+
+    /// Looks a user up by token.
+    pub async fn user_by_token(&self, token: &str) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Token.eq(token))
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// Looks a user up by name.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// Looks a user up by id.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// All users, oldest first.
+    pub async fn users(&self) -> Result<Vec<user::Model>> {
+        Ok(user::Entity::find()
+            .order_by_asc(user::Column::CreatedAt)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        token: &str,
+        global_role: &str,
+        email: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<user::Model> {
+        let model = user::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            username: Set(username.to_string()),
+            token: Set(token.to_string()),
+            global_role: Set(global_role.to_string()),
+            email: Set(email),
+            active: Set(true),
+            created_at: Set(now),
+        };
+        Ok(model.insert(&self.conn).await?)
+    }
+
+    /// Replaces a user's token.
+    pub async fn set_user_token(&self, user: &user::Model, token: &str) -> Result<user::Model> {
+        let mut model: user::ActiveModel = user.clone().into();
+        model.token = Set(token.to_string());
+        Ok(model.update(&self.conn).await?)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // projects
+
+    /// Looks a project up by name.
+    pub async fn project_by_name(&self, name: &str) -> Result<Option<project::Model>> {
+        Ok(project::Entity::find()
+            .filter(project::Column::Name.eq(name))
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// Looks a project up by id.
+    pub async fn project_by_id(&self, id: &str) -> Result<Option<project::Model>> {
+        Ok(project::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// All projects, oldest first.
+    pub async fn projects(&self) -> Result<Vec<project::Model>> {
+        Ok(project::Entity::find()
+            .order_by_asc(project::Column::CreatedAt)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// Creates a project owned by `owner`, who becomes its admin.
+    pub async fn create_project(
+        &self,
+        name: &str,
+        owner: &user::Model,
+        now: DateTime<Utc>,
+    ) -> Result<project::Model> {
+        let model = project::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            name: Set(name.to_string()),
+            owner_id: Set(owner.id.clone()),
+            is_public: Set(false),
+            created_at: Set(now),
+        };
+        let project = model.insert(&self.conn).await?;
+        self.set_member(&project, owner, "admin").await?;
+        Ok(project)
+    }
+
+    /// The members of a project with their roles, in the order they joined.
+    pub async fn members(&self, project: &project::Model) -> Result<Vec<(user::Model, String)>> {
+        let rows = member::Entity::find()
+            .filter(member::Column::ProjectId.eq(project.id.clone()))
+            .all(&self.conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(user) = self.user_by_id(&row.user_id).await? {
+                out.push((user, row.project_role));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The role of a user in a project, if a member.
+    pub async fn member_role(
+        &self,
+        project: &project::Model,
+        user: &user::Model,
+    ) -> Result<Option<String>> {
+        Ok(
+            member::Entity::find_by_id((project.id.clone(), user.id.clone()))
+                .one(&self.conn)
+                .await?
+                .map(|m| m.project_role),
+        )
+    }
+
+    /// Adds a member or changes their role.
+    pub async fn set_member(
+        &self,
+        project: &project::Model,
+        user: &user::Model,
+        role: &str,
+    ) -> Result<()> {
+        let existing = member::Entity::find_by_id((project.id.clone(), user.id.clone()))
+            .one(&self.conn)
+            .await?;
+        match existing {
+            Some(m) => {
+                let mut model: member::ActiveModel = m.into();
+                model.project_role = Set(role.to_string());
+                model.update(&self.conn).await?;
+            }
+            None => {
+                member::ActiveModel {
+                    project_id: Set(project.id.clone()),
+                    user_id: Set(user.id.clone()),
+                    project_role: Set(role.to_string()),
+                }
+                .insert(&self.conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a member.
+    pub async fn remove_member(&self, project: &project::Model, user: &user::Model) -> Result<()> {
+        member::Entity::delete_by_id((project.id.clone(), user.id.clone()))
+            .exec(&self.conn)
+            .await?;
+        Ok(())
+    }
+}
