@@ -18,6 +18,12 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Start the dstack server.
     Server(ServerArgs),
+    /// Run one job of the local fleet (started by the server).
+    #[command(hide = true)]
+    JobRunner {
+        /// The job's directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Validate(v) => commands::validate::run(&v),
         cli::Command::Server(s) => commands::server::run(&s),
+        cli::Command::JobRunner { dir } => {
+            return ExitCode::from(dstack_core::backends::local::run_job(&dir).clamp(0, 255) as u8);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ impl TestServer {
             server_dir: dir.clone(),
             database_url,
             cli_config: Some(dir.join("cli-config.yml")),
+            runner_exe: None,
         };
         let server = Server::bind(options).await.expect("server starts");
         let url = server.url_for("127.0.0.1");

@@ -39,6 +39,7 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| home().join(".dstack").join("server")),
         database_url: args.database_url.clone(),
         cli_config: Some(home().join(".dstack").join("config.yml")),
+        runner_exe: std::env::current_exe().ok(),
     };
     let server = Server::bind(options)
         .await

@@ -5,7 +5,9 @@
 //! requests until the shutdown future completes.
 
 mod error;
+mod process;
 mod routes;
+mod runs;
 mod setup;
 
 use std::future::Future;
@@ -18,14 +20,18 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use setup::{ServerError, ServerOptions, sqlite_url, update_cli_config};
 
+use crate::backends::local::HostResources;
 use crate::state::Db;
 
 /// What handlers share.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) db: Db,
-    #[allow(dead_code)]
     pub(crate) dir: Arc<PathBuf>,
+    pub(crate) host: Arc<HostResources>,
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) runner_exe: Option<Arc<PathBuf>>,
 }
 
 /// A server ready to serve.
@@ -49,6 +55,10 @@ impl Server {
             state: AppState {
                 db: prepared.db,
                 dir: Arc::new(options.server_dir.clone()),
+                host: Arc::new(HostResources::detect(&options.server_dir)),
+                started_at: chrono::Utc::now(),
+                wake: Arc::new(tokio::sync::Notify::new()),
+                runner_exe: options.runner_exe.clone().map(Arc::new),
             },
             listener,
             admin_token: prepared.admin_token,
@@ -102,10 +112,13 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let processing = tokio::spawn(process::run_loop(self.state.clone()));
         let app = routes::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(|e| ServerError::Io(format!("server failed: {e}")))
+            .map_err(|e| ServerError::Io(format!("server failed: {e}")))?;
+        processing.abort();
+        Ok(())
     }
 }

@@ -32,6 +32,55 @@ pub(super) fn router(state: AppState) -> Router {
             "/api/projects/{project}/remove_members",
             post(remove_members),
         )
+        .route("/api/runs/list", post(super::runs::list_runs))
+        .route(
+            "/api/project/{project}/runs/get_plan",
+            post(super::runs::get_plan),
+        )
+        .route(
+            "/api/project/{project}/runs/apply",
+            post(super::runs::apply),
+        )
+        .route(
+            "/api/project/{project}/runs/get",
+            post(super::runs::get_run),
+        )
+        .route(
+            "/api/project/{project}/runs/stop",
+            post(super::runs::stop_runs),
+        )
+        .route(
+            "/api/project/{project}/runs/delete",
+            post(super::runs::delete_runs),
+        )
+        .route(
+            "/api/project/{project}/logs/poll",
+            post(super::runs::poll_logs),
+        )
+        .route(
+            "/api/project/{project}/metrics/job/{run}",
+            get(super::runs::job_metrics),
+        )
+        .route(
+            "/api/project/{project}/repos/init",
+            post(super::runs::repos_init),
+        )
+        .route(
+            "/api/project/{project}/fleets/list",
+            post(super::runs::list_fleets),
+        )
+        .route(
+            "/api/project/{project}/gateways/list",
+            post(super::runs::empty_list),
+        )
+        .route(
+            "/api/project/{project}/volumes/list",
+            post(super::runs::empty_list),
+        )
+        .route(
+            "/api/project/{project}/secrets/list",
+            post(super::runs::empty_list),
+        )
         .layer(middleware::from_fn(check_client_version));
     Router::new()
         .route(
@@ -130,7 +179,7 @@ async fn check_client_version(req: Request, next: Next) -> Response {
 }
 
 /// Parses a JSON body; an empty body means the request's defaults.
-fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -140,7 +189,7 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
 }
 
 /// Parses a JSON body that must be present.
-fn required_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn required_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
 }

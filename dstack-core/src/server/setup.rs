@@ -23,6 +23,8 @@ pub struct ServerOptions {
     pub database_url: Option<String>,
     /// The CLI configuration to register project `main` in (`~/.dstack/config.yml`).
     pub cli_config: Option<PathBuf>,
+    /// The executable that runs jobs (`dstack job-runner DIR`); without it, jobs fail to start.
+    pub runner_exe: Option<PathBuf>,
 }
 
 /// The server could not start.

@@ -221,6 +221,118 @@ impl Db {
         Ok(())
     }
 
+    // ---------------------------------------------------------------------------------------
+    // runs and jobs
+
+    /// Inserts a run.
+    pub async fn insert_run(&self, model: run::Model) -> Result<run::Model> {
+        let active: run::ActiveModel = model.into();
+        Ok(active.insert(&self.conn).await?)
+    }
+
+    /// Inserts a job submission.
+    pub async fn insert_job(&self, model: job::Model) -> Result<job::Model> {
+        let active: job::ActiveModel = model.into();
+        Ok(active.insert(&self.conn).await?)
+    }
+
+    /// Saves a changed run.
+    pub async fn save_run(&self, model: &run::Model) -> Result<()> {
+        let mut active: run::ActiveModel = model.clone().into();
+        for col in [
+            run::Column::LastProcessedAt,
+            run::Column::Status,
+            run::Column::TerminationReason,
+            run::Column::Deleted,
+            run::Column::ServiceSpec,
+        ] {
+            sea_orm::ActiveModelTrait::reset(&mut active, col);
+        }
+        active.update(&self.conn).await?;
+        Ok(())
+    }
+
+    /// Saves a changed job submission.
+    pub async fn save_job(&self, model: &job::Model) -> Result<()> {
+        let mut active: job::ActiveModel = model.clone().into();
+        for col in [
+            job::Column::Status,
+            job::Column::TerminationReason,
+            job::Column::TerminationReasonMessage,
+            job::Column::ExitStatus,
+            job::Column::LastProcessedAt,
+            job::Column::FinishedAt,
+            job::Column::Runtime,
+        ] {
+            sea_orm::ActiveModelTrait::reset(&mut active, col);
+        }
+        active.update(&self.conn).await?;
+        Ok(())
+    }
+
+    /// The newest run with this name in a project (deleted ones only when asked).
+    pub async fn run_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+        include_deleted: bool,
+    ) -> Result<Option<run::Model>> {
+        let mut q = run::Entity::find()
+            .filter(run::Column::ProjectId.eq(project_id))
+            .filter(run::Column::RunName.eq(name));
+        if !include_deleted {
+            q = q.filter(run::Column::Deleted.eq(false));
+        }
+        Ok(q.order_by_desc(run::Column::SubmittedAt)
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// A run by id.
+    pub async fn run_by_id(&self, id: &str) -> Result<Option<run::Model>> {
+        Ok(run::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// Runs of some projects, newest first.
+    pub async fn runs(&self, project_ids: &[String], limit: u64) -> Result<Vec<run::Model>> {
+        use sea_orm::QuerySelect;
+        Ok(run::Entity::find()
+            .filter(run::Column::ProjectId.is_in(project_ids.iter().cloned()))
+            .order_by_desc(run::Column::SubmittedAt)
+            .limit(limit)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// Runs that are not finished, in every project.
+    pub async fn active_runs(&self) -> Result<Vec<run::Model>> {
+        Ok(run::Entity::find()
+            .filter(run::Column::Status.is_not_in(crate::runs::RUN_FINISHED.iter().copied()))
+            .order_by_asc(run::Column::SubmittedAt)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// The submissions of a run's jobs, by job and submission number.
+    pub async fn jobs_of_run(&self, run_id: &str) -> Result<Vec<job::Model>> {
+        Ok(job::Entity::find()
+            .filter(job::Column::RunId.eq(run_id))
+            .order_by_asc(job::Column::ReplicaNum)
+            .order_by_asc(job::Column::JobNum)
+            .order_by_asc(job::Column::SubmissionNum)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// A job submission by id.
+    pub async fn job_by_id(&self, id: &str) -> Result<Option<job::Model>> {
+        Ok(job::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await?)
+    }
+
     /// Removes a member.
     pub async fn remove_member(&self, project: &project::Model, user: &user::Model) -> Result<()> {
         member::Entity::delete_by_id((project.id.clone(), user.id.clone()))
