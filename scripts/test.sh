@@ -30,6 +30,14 @@ DSTACK_TEST_POSTGRES_URL="$(./scripts/postgres.sh)"
 export DSTACK_TEST_POSTGRES_URL
 echo "using $DSTACK_TEST_POSTGRES_URL"
 
+step "the upstream CLI (dstack==0.22.5) in a venv, for the compatibility test"
+UPSTREAM_VENV="$REPO/target/upstream-venv"
+[[ -x "$UPSTREAM_VENV/bin/python" ]] || python3 -m venv "$UPSTREAM_VENV"
+if [[ ! -x "$UPSTREAM_VENV/bin/dstack" ]]; then
+    "$UPSTREAM_VENV/bin/python" -m pip install -q "dstack==0.22.5"
+fi
+export DSTACK_UPSTREAM_VENV="$UPSTREAM_VENV"
+
 step "cargo test (dstack-core with the server, dstack-cli)"
 cargo test -q -p dstack-core -p dstack-cli --features dstack-core/server
 

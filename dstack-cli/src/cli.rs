@@ -18,6 +18,35 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Start the dstack server.
     Server(ServerArgs),
+    /// Plan and submit a run from a configuration file.
+    Apply(ApplyArgs),
+    /// List runs.
+    Ps(PsArgs),
+    /// Stop a run.
+    Stop {
+        #[command(flatten)]
+        run: RunNameArgs,
+        /// Kill at once instead of a graceful stop.
+        #[arg(long, short = 'x')]
+        abort: bool,
+    },
+    /// Delete a finished run.
+    Delete(RunNameArgs),
+    /// Show a run's output.
+    Logs(LogsArgs),
+    /// Show the offers that match resource requirements.
+    Offer(OfferArgs),
+    /// List fleets.
+    Fleet {
+        /// Project (the default project when omitted).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Manage the projects the CLI knows.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
     /// Run one job of the local fleet (started by the server).
     #[command(hide = true)]
     JobRunner {
@@ -61,4 +90,120 @@ pub(crate) struct ValidateArgs {
     /// Configuration files (`.dstack.yml`).
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// The configuration file.
+    #[arg(short = 'f', long = "file", default_value = ".dstack.yml")]
+    pub(crate) file: PathBuf,
+    /// Project (the default project when omitted).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// Run name (overrides `name` in the file).
+    #[arg(short = 'n', long)]
+    pub(crate) name: Option<String>,
+    /// Environment variables: `KEY=VALUE`, or `KEY` to pass yours.
+    #[arg(short = 'e', long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+    /// Return once the run is submitted.
+    #[arg(short = 'd', long)]
+    pub(crate) detach: bool,
+    /// Arguments for `${{ run.args }}`.
+    #[arg(last = true)]
+    pub(crate) run_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PsArgs {
+    /// Project (the default project when omitted).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// Show finished runs too.
+    #[arg(short = 'a', long)]
+    pub(crate) all: bool,
+    /// More columns.
+    #[arg(short = 'v', long)]
+    pub(crate) verbose: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunNameArgs {
+    /// The run.
+    pub(crate) name: String,
+    /// Project (the default project when omitted).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The run.
+    pub(crate) name: String,
+    /// Project (the default project when omitted).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// Keep printing new output until the run finishes.
+    #[arg(short = 'f', long)]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OfferArgs {
+    /// Project (the default project when omitted).
+    #[arg(long)]
+    pub(crate) project: Option<String>,
+    /// CPUs, e.g. `8`, `4..`, `arm:8`.
+    #[arg(long)]
+    pub(crate) cpu: Option<String>,
+    /// Memory, e.g. `16GB..`.
+    #[arg(long)]
+    pub(crate) memory: Option<String>,
+    /// Disk, e.g. `100GB..`.
+    #[arg(long)]
+    pub(crate) disk: Option<String>,
+    /// GPUs, e.g. `A100:80GB:2`.
+    #[arg(long)]
+    pub(crate) gpu: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Add (or replace) a project.
+    Add {
+        /// Project name.
+        #[arg(long)]
+        name: String,
+        /// Server URL.
+        #[arg(long)]
+        url: String,
+        /// User token.
+        #[arg(long)]
+        token: String,
+        /// Do not ask before replacing.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Do not make it the default project.
+        #[arg(long)]
+        no_default: bool,
+    },
+    /// List configured projects.
+    List,
+    /// Make a project the default.
+    SetDefault {
+        /// Project name.
+        name: String,
+    },
 }

@@ -4,6 +4,7 @@
 //! reports them and picks the exit code.
 
 mod cli;
+mod client;
 mod commands;
 mod render;
 
@@ -27,6 +28,14 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Validate(v) => commands::validate::run(&v),
         cli::Command::Server(s) => commands::server::run(&s),
+        cli::Command::Apply(a) => commands::apply::run(&a),
+        cli::Command::Ps(a) => commands::runs::ps(&a),
+        cli::Command::Stop { run, abort } => commands::runs::stop(&run, abort),
+        cli::Command::Delete(a) => commands::runs::delete(&a),
+        cli::Command::Logs(a) => commands::runs::logs(&a),
+        cli::Command::Offer(a) => commands::runs::offer(&a),
+        cli::Command::Fleet { project } => commands::runs::fleet(project.as_deref()),
+        cli::Command::Project { command } => commands::project::run(&command),
         cli::Command::JobRunner { dir } => {
             return ExitCode::from(dstack_core::backends::local::run_job(&dir).clamp(0, 255) as u8);
         }

@@ -42,3 +42,61 @@ pub(crate) fn config_error(err: &ConfigError) {
         if n == 1 { "" } else { "s" }
     ));
 }
+
+/// A borderless table with uppercase headers, as the original prints them.
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(headers.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        t.add_row(row);
+    }
+    t.to_string()
+}
+
+/// Key/value rows without a header (plans).
+pub(crate) fn properties(rows: &[(&str, String)]) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    for (k, v) in rows {
+        t.add_row(vec![(*k).to_string(), v.clone()]);
+    }
+    t.to_string()
+}
+
+/// `now`, `5 sec ago`, `3 mins ago`, `2 hours ago`, `4 days ago`.
+pub(crate) fn ago(timestamp: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(timestamp) else {
+        return timestamp.to_string();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
+    match secs {
+        0..=2 => "now".into(),
+        3..=59 => format!("{secs} sec ago"),
+        60..=3599 => plural(secs / 60, "min"),
+        3600..=86_399 => plural(secs / 3600, "hour"),
+        _ => plural(secs / 86_400, "day"),
+    }
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// Asks a yes/no question on the terminal; `false` when there is no answer.
+pub(crate) fn confirm(question: &str) -> bool {
+    use std::io::Write;
+    print!("{question} [y/n]: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

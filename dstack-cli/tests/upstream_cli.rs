@@ -1,0 +1,73 @@
+//! The unmodified upstream CLI (`pip install dstack==0.22.5`) drives our server through the
+//! shared smoke script (`../shared/tools/upstream-cli-smoke.sh`): project add, ps, offer,
+//! gateway and fleet lists, apply, run get, logs, stop, delete.
+//! Needs `DSTACK_UPSTREAM_VENV` (a venv with that CLI; `scripts/test.sh` makes one) and
+//! `../shared`; skips loudly without them.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[test]
+fn upstream_cli_smoke_script_passes() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = repo.join("../shared/tools/upstream-cli-smoke.sh");
+    let Some(venv) = std::env::var_os("DSTACK_UPSTREAM_VENV").map(PathBuf::from) else {
+        eprintln!("SKIPPED: DSTACK_UPSTREAM_VENV is not set; the upstream CLI was not run");
+        return;
+    };
+    if !script.is_file() || !venv.join("bin/dstack").is_file() {
+        eprintln!(
+            "SKIPPED: {} or {} is missing",
+            script.display(),
+            venv.join("bin/dstack").display()
+        );
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let home = std::env::temp_dir().join(format!(
+        "dstack-upstream-cli-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&home).expect("home");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dstack"))
+        .args(["server", "--host", "127.0.0.1", "--port", "0"])
+        .env("HOME", &home)
+        .env_remove("DSTACK_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let (mut token, mut url) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(t) = line.strip_prefix("The admin token is ") {
+            token = t.trim_matches('"').to_string();
+        }
+        if let Some(u) = line.strip_prefix("The server is running at ") {
+            url = u.trim_end_matches('/').to_string();
+            break;
+        }
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("DSTACK_URL", &url)
+        .env("DSTACK_TOKEN", &token)
+        .env("DSTACK_VENV", &venv)
+        .env("DSTACK_SMOKE_WAIT_S", "60")
+        .output()
+        .expect("the smoke script runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    std::fs::remove_dir_all(&home).ok();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.lines().any(|l| l == "15 passed, 0 failed"), "{text}");
+}
