@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job. Until the server exists (next issue), it builds the `dstack` CLI and validates
-# every configuration in examples/. Safe to repeat.
-# Usage: ./scripts/run.sh
+# The main job: build dstack, start `dstack server` (state in ~/.dstack/server), apply the example
+# service (examples/service.dstack.yml) to it, and keep the server in the foreground until Ctrl-C.
+# Safe to repeat: a second start reuses the state and re-applies the service.
+# Usage: ./scripts/run.sh   (DSTACK_SERVER_PORT overrides the port, 3000 by default)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,4 +10,27 @@ cd "$REPO"
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
 cargo build --release -q -p dstack-cli
-exec ./target/release/dstack validate examples/*.dstack.yml
+DSTACK="$REPO/target/release/dstack"
+PORT="${DSTACK_SERVER_PORT:-3000}"
+
+"$DSTACK" validate examples/*.dstack.yml
+
+"$DSTACK" server --host 127.0.0.1 --port "$PORT" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM EXIT
+for _ in $(seq 200); do
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/api/server/get_info" && break
+    sleep 0.05
+done
+
+# Replace the example service if an earlier run left it active.
+"$DSTACK" stop hello -y >/dev/null 2>&1 || true
+for _ in $(seq 100); do
+    "$DSTACK" ps -a --json | grep -q '"status": "running"' || break
+    sleep 0.2
+done
+"$DSTACK" apply -f examples/service.dstack.yml -y -d
+echo "The example service runs as a process on this host (port 8000);"
+echo "its endpoint is http://127.0.0.1:$PORT/proxy/services/main/hello/ (served once the proxy lands)."
+"$DSTACK" ps
+wait $SERVER

@@ -138,8 +138,8 @@ pub struct JobSubmission {
 /// A job with its submissions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
-    /// The spec.
-    pub job_spec: Value,
+    /// The spec (stored JSON, passed through).
+    pub job_spec: Box<serde_json::value::RawValue>,
     /// Attempts, oldest first.
     pub job_submissions: Vec<JobSubmission>,
     /// Connection info.
@@ -192,8 +192,8 @@ pub struct Run {
     pub status_message: String,
     /// Why it ended.
     pub termination_reason: Option<String>,
-    /// The spec as submitted.
-    pub run_spec: Value,
+    /// The spec as submitted (stored JSON, passed through).
+    pub run_spec: Box<serde_json::value::RawValue>,
     /// Jobs.
     pub jobs: Vec<Job>,
     /// The newest submission.

@@ -32,6 +32,18 @@ pub(crate) struct AppState {
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) runner_exe: Option<Arc<PathBuf>>,
+    /// Users by token, so that authentication costs no query; cleared when users change.
+    pub(crate) tokens:
+        Arc<std::sync::RwLock<std::collections::HashMap<String, crate::state::user::Model>>>,
+    /// Rendered `runs/list` answers by request, valid while the database generation is unchanged.
+    pub(crate) list_cache: Arc<std::sync::Mutex<ListCache>>,
+}
+
+/// Cached `runs/list` bodies and the database generation they were rendered at.
+#[derive(Debug, Default)]
+pub(crate) struct ListCache {
+    pub(crate) generation: u64,
+    pub(crate) bodies: std::collections::HashMap<String, axum::body::Bytes>,
 }
 
 /// A server ready to serve.
@@ -59,6 +71,8 @@ impl Server {
                 started_at: chrono::Utc::now(),
                 wake: Arc::new(tokio::sync::Notify::new()),
                 runner_exe: options.runner_exe.clone().map(Arc::new),
+                tokens: Arc::default(),
+                list_cache: Arc::default(),
             },
             listener,
             admin_token: prepared.admin_token,

@@ -208,8 +208,21 @@ pub(super) async fn authenticate(
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(ApiError::NotAuthenticated)?
         .trim();
+    if let Some(u) = state
+        .tokens
+        .read()
+        .ok()
+        .and_then(|cache| cache.get(token).cloned())
+    {
+        return Ok(u);
+    }
     match state.db.user_by_token(token).await? {
-        Some(u) if u.active => Ok(u),
+        Some(u) if u.active => {
+            if let Ok(mut cache) = state.tokens.write() {
+                cache.insert(token.to_string(), u.clone());
+            }
+            Ok(u)
+        }
         _ => Err(ApiError::InvalidToken),
     }
 }
@@ -357,6 +370,9 @@ async fn create_user(
         return Err(ApiError::exists("User already exists"));
     }
     let token = uuid::Uuid::new_v4().to_string();
+    if let Ok(mut cache) = state.tokens.write() {
+        cache.clear();
+    }
     let user = state
         .db
         .create_user(

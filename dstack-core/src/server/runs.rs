@@ -391,6 +391,13 @@ fn submission_dto(j: &job::Model, state: &AppState) -> wire::JobSubmission {
     }
 }
 
+/// Stored JSON passed through without parsing (`null` if it is not JSON).
+fn raw_json(text: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(text.to_string())
+        .or_else(|_| serde_json::value::RawValue::from_string("null".into()))
+        .unwrap_or_default()
+}
+
 /// The API view of a run.
 pub(crate) async fn run_dto(
     state: &AppState,
@@ -399,13 +406,24 @@ pub(crate) async fn run_dto(
     submissions_limit: Option<usize>,
 ) -> Result<wire::Run, ApiError> {
     let rows = state.db.jobs_of_run(&r.id).await?;
+    run_dto_with_jobs(state, r, project_name, submissions_limit, &rows)
+}
+
+/// The API view of a run whose job submissions were fetched already.
+fn run_dto_with_jobs(
+    state: &AppState,
+    r: &run::Model,
+    project_name: &str,
+    submissions_limit: Option<usize>,
+    rows: &[job::Model],
+) -> Result<wire::Run, ApiError> {
     let mut jobs: Vec<wire::Job> = Vec::new();
     let mut key: Option<(i64, i64)> = None;
-    for j in &rows {
+    for j in rows {
         let this = (j.replica_num, j.job_num);
         if key != Some(this) {
             jobs.push(wire::Job {
-                job_spec: serde_json::from_str(&j.job_spec).unwrap_or(Value::Null),
+                job_spec: raw_json(&j.job_spec),
                 job_submissions: Vec::new(),
                 job_connection_info: None,
             });
@@ -427,7 +445,7 @@ pub(crate) async fn run_dto(
         .iter()
         .max_by_key(|j| j.submitted_at)
         .map(|j| submission_dto(j, state));
-    let run_spec: Value = serde_json::from_str(&r.run_spec)
+    let run_spec = serde_json::value::RawValue::from_string(r.run_spec.clone())
         .map_err(|e| ApiError::client(format!("stored run spec: {e}")))?;
     let retrying = r.status == "pending";
     Ok(wire::Run {
@@ -650,34 +668,90 @@ pub(super) async fn list_runs(
     State(state): State<AppState>,
     headers: HeaderMap,
     bytes: Bytes,
-) -> ApiResult<Vec<wire::Run>> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let user = super::routes::authenticate(&state, &headers).await?;
     let req: wire::ListRunsRequest = body(&bytes)?;
-    let mut projects = Vec::new();
-    for p in state.db.projects().await? {
-        if req.project_name.as_ref().is_some_and(|n| *n != p.name) {
-            continue;
-        }
-        if user.global_role == "admin" || state.db.member_role(&p, &user).await?.is_some() {
-            projects.push(p);
+    // Lists are answered from a cache of rendered bodies while nothing was written since.
+    let generation = state.db.generation();
+    let key = format!(
+        "{}|{:?}|{}|{}|{:?}",
+        user.id, req.project_name, req.only_active, req.limit, req.job_submissions_limit
+    );
+    if let Ok(cache) = state.list_cache.lock() {
+        if cache.generation == generation {
+            if let Some(body) = cache.bodies.get(&key) {
+                return Ok((
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.clone(),
+                )
+                    .into_response());
+            }
         }
     }
-    let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
-    let mut out = Vec::new();
-    for r in state.db.runs(&ids, 10_000).await? {
-        if req.only_active && (run_finished(&r.status) || r.deleted) {
-            continue;
+    let out = render_runs(&state, &user, &req).await?;
+    let body = Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::client(e.to_string()))?);
+    if let Ok(mut cache) = state.list_cache.lock() {
+        if cache.generation != generation {
+            cache.generation = generation;
+            cache.bodies.clear();
         }
+        cache.bodies.insert(key, body.clone());
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+async fn render_runs(
+    state: &AppState,
+    user: &crate::state::user::Model,
+    req: &wire::ListRunsRequest,
+) -> Result<Vec<wire::Run>, ApiError> {
+    let member_of: Vec<String> = state
+        .db
+        .memberships(&user.id)
+        .await?
+        .into_iter()
+        .map(|m| m.project_id)
+        .collect();
+    let projects: Vec<project::Model> = state
+        .db
+        .projects()
+        .await?
+        .into_iter()
+        .filter(|p| req.project_name.as_ref().is_none_or(|n| *n == p.name))
+        .filter(|p| user.global_role == "admin" || member_of.contains(&p.id))
+        .collect();
+    let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
+    let runs: Vec<run::Model> = state
+        .db
+        .runs(&ids, 10_000)
+        .await?
+        .into_iter()
+        .filter(|r| !(req.only_active && (run_finished(&r.status) || r.deleted)))
+        .take(req.limit)
+        .collect();
+    let run_ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let jobs = state.db.jobs_of_runs(&run_ids).await?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in &runs {
         let project_name = projects
             .iter()
             .find(|p| p.id == r.project_id)
             .map_or("", |p| p.name.as_str());
-        out.push(run_dto(&state, &r, project_name, req.job_submissions_limit).await?);
-        if out.len() >= req.limit {
-            break;
-        }
+        let own: Vec<job::Model> = jobs.iter().filter(|j| j.run_id == r.id).cloned().collect();
+        out.push(run_dto_with_jobs(
+            state,
+            r,
+            project_name,
+            req.job_submissions_limit,
+            &own,
+        )?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 async fn find_run(

@@ -33,6 +33,8 @@ pub type Result<T> = std::result::Result<T, StateError>;
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Bumped by every write through this handle, so readers can cache derived views.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
@@ -40,15 +42,30 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db> {
         let mut options = ConnectOptions::new(url.to_string());
         options.sqlx_logging(false);
-        if url.starts_with("sqlite:") {
-            // One writer at a time on SQLite; readers share the connection.
-            options.max_connections(1);
-        } else {
-            options.max_connections(16);
-        }
+        let sqlite = url.starts_with("sqlite:");
+        options.max_connections(if sqlite { 4 } else { 16 });
         let conn = Database::connect(options).await?;
+        if sqlite {
+            use sea_orm::ConnectionTrait;
+            // WAL lets readers run beside the writer; the pool's busy timeout covers writer
+            // contention.
+            conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
         migration::Migrator::up(&conn, None).await?;
-        Ok(Db { conn })
+        Ok(Db {
+            conn,
+            generation: std::sync::Arc::default(),
+        })
+    }
+
+    /// A number that changes whenever this handle writes anything.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The underlying connection.
@@ -99,6 +116,7 @@ impl Db {
         email: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<user::Model> {
+        self.bump();
         let model = user::ActiveModel {
             id: Set(uuid::Uuid::new_v4().to_string()),
             username: Set(username.to_string()),
@@ -113,6 +131,7 @@ impl Db {
 
     /// Replaces a user's token.
     pub async fn set_user_token(&self, user: &user::Model, token: &str) -> Result<user::Model> {
+        self.bump();
         let mut model: user::ActiveModel = user.clone().into();
         model.token = Set(token.to_string());
         Ok(model.update(&self.conn).await?)
@@ -151,6 +170,7 @@ impl Db {
         owner: &user::Model,
         now: DateTime<Utc>,
     ) -> Result<project::Model> {
+        self.bump();
         let model = project::ActiveModel {
             id: Set(uuid::Uuid::new_v4().to_string()),
             name: Set(name.to_string()),
@@ -199,6 +219,7 @@ impl Db {
         user: &user::Model,
         role: &str,
     ) -> Result<()> {
+        self.bump();
         let existing = member::Entity::find_by_id((project.id.clone(), user.id.clone()))
             .one(&self.conn)
             .await?;
@@ -226,18 +247,21 @@ impl Db {
 
     /// Inserts a run.
     pub async fn insert_run(&self, model: run::Model) -> Result<run::Model> {
+        self.bump();
         let active: run::ActiveModel = model.into();
         Ok(active.insert(&self.conn).await?)
     }
 
     /// Inserts a job submission.
     pub async fn insert_job(&self, model: job::Model) -> Result<job::Model> {
+        self.bump();
         let active: job::ActiveModel = model.into();
         Ok(active.insert(&self.conn).await?)
     }
 
     /// Saves a changed run.
     pub async fn save_run(&self, model: &run::Model) -> Result<()> {
+        self.bump();
         let mut active: run::ActiveModel = model.clone().into();
         for col in [
             run::Column::LastProcessedAt,
@@ -254,6 +278,7 @@ impl Db {
 
     /// Saves a changed job submission.
     pub async fn save_job(&self, model: &job::Model) -> Result<()> {
+        self.bump();
         let mut active: job::ActiveModel = model.clone().into();
         for col in [
             job::Column::Status,
@@ -326,6 +351,26 @@ impl Db {
             .await?)
     }
 
+    /// The submissions of several runs' jobs, ordered like [`Db::jobs_of_run`].
+    pub async fn jobs_of_runs(&self, run_ids: &[String]) -> Result<Vec<job::Model>> {
+        Ok(job::Entity::find()
+            .filter(job::Column::RunId.is_in(run_ids.iter().cloned()))
+            .order_by_asc(job::Column::RunId)
+            .order_by_asc(job::Column::ReplicaNum)
+            .order_by_asc(job::Column::JobNum)
+            .order_by_asc(job::Column::SubmissionNum)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// The projects a user is a member of, with roles.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<member::Model>> {
+        Ok(member::Entity::find()
+            .filter(member::Column::UserId.eq(user_id))
+            .all(&self.conn)
+            .await?)
+    }
+
     /// A job submission by id.
     pub async fn job_by_id(&self, id: &str) -> Result<Option<job::Model>> {
         Ok(job::Entity::find_by_id(id.to_string())
@@ -335,6 +380,7 @@ impl Db {
 
     /// Removes a member.
     pub async fn remove_member(&self, project: &project::Model, user: &user::Model) -> Result<()> {
+        self.bump();
         member::Entity::delete_by_id((project.id.clone(), user.id.clone()))
             .exec(&self.conn)
             .await?;
