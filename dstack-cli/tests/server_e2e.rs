@@ -18,6 +18,10 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(home: &Path, token: Option<&str>) -> ServerProcess {
+        ServerProcess::start_with(home, token, None)
+    }
+
+    fn start_with(home: &Path, token: Option<&str>, database_url: Option<&str>) -> ServerProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstack"));
         cmd.args(["server", "--host", "127.0.0.1", "--port", "0"])
             .env("HOME", home)
@@ -27,6 +31,9 @@ impl ServerProcess {
             .stderr(Stdio::null());
         if let Some(t) = token {
             cmd.args(["--token", t]);
+        }
+        if let Some(url) = database_url {
+            cmd.env("DSTACK_DATABASE_URL", url);
         }
         let mut child = cmd.spawn().expect("server starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -179,7 +186,45 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn task_runs_to_done_with_its_output_in_the_logs() {
     let home = temp_home("task");
-    let server = ServerProcess::start(&home, None);
+    task_scenario(&home, None);
+}
+
+/// The same on PostgreSQL (a fresh database on the server `DSTACK_TEST_POSTGRES_URL` names).
+#[test]
+fn task_runs_to_done_on_postgres() {
+    let Ok(base) = std::env::var("DSTACK_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SKIPPED: DSTACK_TEST_POSTGRES_URL is not set; the PostgreSQL variant did not run"
+        );
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let db = format!("dstack_e2e_{nanos}");
+    let created = Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .status()
+        .expect("psql runs");
+    assert!(created.success(), "cannot create {db}");
+    let url = match base.rsplit_once('/') {
+        Some((prefix, _)) => format!("{prefix}/{db}"),
+        None => panic!("DSTACK_TEST_POSTGRES_URL must end with /<database>"),
+    };
+    let home = temp_home("task-pg");
+    task_scenario(&home, Some(&url));
+    let _ = Command::new("psql")
+        .args([
+            base.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE {db} WITH (FORCE)"),
+        ])
+        .status();
+}
+
+fn task_scenario(home: &Path, database_url: Option<&str>) {
+    let server = ServerProcess::start_with(home, None, database_url);
     let configuration = json!({
         "type": "task",
         "name": "hello",

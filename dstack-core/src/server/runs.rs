@@ -126,6 +126,15 @@ pub(crate) fn local_fleet_limits(config: &Configuration) -> Option<String> {
     if c.privileged {
         problems.push("`privileged: true`".into());
     }
+    if !c.files.is_empty() {
+        problems.push("`files` (uploads are not implemented yet)".into());
+    }
+    if !c.repos.is_empty() {
+        problems.push("`repos` (uploads are not implemented yet)".into());
+    }
+    if !c.volumes.is_empty() {
+        problems.push("`volumes`".into());
+    }
     if let Some(py) = c.python {
         let exe = format!("python{}", py.as_str());
         let found = std::env::var_os("PATH")
