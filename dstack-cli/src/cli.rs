@@ -77,6 +77,9 @@ pub(crate) struct ServerArgs {
     /// Server directory (state, logs, config.yml); `~/.dstack/server` by default.
     #[arg(long, env = "DSTACK_SERVER_DIR")]
     pub(crate) dir: Option<PathBuf>,
+    /// The largest accepted upload (`files:` archives) in bytes; 0 for no limit.
+    #[arg(long, env = "DSTACK_SERVER_CODE_UPLOAD_LIMIT", default_value_t = dstack_core::server::DEFAULT_UPLOAD_LIMIT)]
+    pub(crate) upload_limit: u64,
     /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
     #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,

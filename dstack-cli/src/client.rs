@@ -150,6 +150,38 @@ impl Client {
         }
     }
 
+    /// Uploads a file archive (`POST /api/files/upload_archive`); returns its id.
+    pub(crate) fn upload_archive(&self, hash: &str, data: Vec<u8>) -> Result<String, CliError> {
+        let url = format!("{}/api/files/upload_archive", self.project.url);
+        let part = reqwest::blocking::multipart::Part::bytes(data).file_name(hash.to_string());
+        let form = reqwest::blocking::multipart::Form::new().part("file", part);
+        let resp = self
+            .http
+            .post(&url)
+            .header("Authorization", format!("Bearer {}", self.project.token))
+            .header("X-API-VERSION", API_VERSION)
+            .multipart(form)
+            .send()
+            .map_err(|e| {
+                CliError::Failed(format!(
+                    "cannot upload files to {}: {}",
+                    self.project.url,
+                    root_cause(&e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let value: Value = resp.json().unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(CliError::Failed(
+                server_message(&value).unwrap_or_else(|| format!("upload failed ({status})")),
+            ));
+        }
+        value["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Failed("the server did not return the archive's id".into()))
+    }
+
     /// `POST /api/project/<project>/<path>`.
     pub(crate) fn project_post(&self, path: &str, body: Value) -> Result<Value, CliError> {
         self.post(&format!("/api/project/{}/{path}", self.project.name), body)

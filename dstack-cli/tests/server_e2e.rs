@@ -22,7 +22,17 @@ impl ServerProcess {
     }
 
     fn start_with(home: &Path, token: Option<&str>, database_url: Option<&str>) -> ServerProcess {
+        ServerProcess::start_env(home, token, database_url, &[])
+    }
+
+    fn start_env(
+        home: &Path,
+        token: Option<&str>,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstack"));
+        cmd.envs(env.iter().copied());
         cmd.args(["server", "--host", "127.0.0.1", "--port", "0"])
             .env("HOME", home)
             .env_remove("DSTACK_DATABASE_URL")
@@ -335,6 +345,56 @@ fn service_survives_a_server_crash_and_stops_cleanly() {
         (status, err["detail"][0]["code"].clone()),
         (400, json!("resource_not_exists"))
     );
+    server.terminate();
+    std::fs::remove_dir_all(&home).ok();
+}
+
+/// `files:` are packed and uploaded by `dstack apply`, unpacked before the job starts, and
+/// uploads over `DSTACK_SERVER_CODE_UPLOAD_LIMIT` are refused with the reason.
+#[test]
+fn files_are_uploaded_and_the_limit_holds() {
+    let home = temp_home("files");
+    let project = home.join("project");
+    std::fs::create_dir_all(project.join("src")).expect("dirs");
+    std::fs::write(project.join("src/app.txt"), "from the src dir\n").expect("write");
+    std::fs::write(project.join("single.txt"), "one file\n").expect("write");
+    std::fs::write(
+        project.join("task.dstack.yml"),
+        "type: task\nname: files\nfiles:\n  - src\n  - single.txt:copied/one.txt\ncommands:\n  - cat src/app.txt copied/one.txt\n\
+         resources: {cpu: 1.., memory: 0.1GB.., disk: 0.1GB..}\n",
+    )
+    .expect("write");
+    let server = ServerProcess::start_env(
+        &home,
+        None,
+        None,
+        &[("DSTACK_SERVER_CODE_UPLOAD_LIMIT", "32768")],
+    );
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dstack"))
+            .args(args)
+            .env("HOME", &home)
+            .env("NO_COLOR", "1")
+            .current_dir(&project)
+            .output()
+            .expect("dstack runs")
+    };
+    let out = cli(&["apply", "-f", "task.dstack.yml", "-y"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("from the src dir\none file\n"), "{stdout}");
+    // Over the limit: refused before anything is submitted.
+    std::fs::write(project.join("src/big.bin"), vec![b'x'; 64 * 1024]).expect("write");
+    let out = cli(&["apply", "-f", "task.dstack.yml", "-y", "-n", "too-big"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exceeds the limit"), "{stderr}");
+    let (status, _) = server.post("/api/project/main/runs/get", json!({"run_name": "too-big"}));
+    assert_eq!(status, 400);
     server.terminate();
     std::fs::remove_dir_all(&home).ok();
 }

@@ -25,6 +25,7 @@ impl TestServer {
             database_url,
             cli_config: Some(dir.join("cli-config.yml")),
             runner_exe: None,
+            upload_limit: dstack_core::server::DEFAULT_UPLOAD_LIMIT,
         };
         let server = Server::bind(options).await.expect("server starts");
         let url = server.url_for("127.0.0.1");

@@ -37,6 +37,7 @@ pub(crate) fn run(args: &ApplyArgs) -> Result<(), CliError> {
         )));
     }
     let client = Client::for_project(args.project.as_deref())?;
+    let file_archives = upload_files(&client, &configuration, &args.file)?;
     let run_name = args
         .name
         .clone()
@@ -47,7 +48,7 @@ pub(crate) fn run(args: &ApplyArgs) -> Result<(), CliError> {
         "repo_data": {"repo_type": "virtual"},
         "repo_code_hash": null,
         "repo_dir": null,
-        "file_archives": [],
+        "file_archives": file_archives,
         "working_dir": null,
         "configuration_path": path,
         "configuration": configuration.to_json(),
@@ -233,4 +234,61 @@ fn follow(client: &Client, name: &str, run: &Value) -> Result<(), CliError> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Packs every `files` entry as a tar archive (paths relative to the configuration file) and
+/// uploads it; returns the run spec's `file_archives`.
+fn upload_files(
+    client: &Client,
+    configuration: &Configuration,
+    config_file: &std::path::Path,
+) -> Result<Value, CliError> {
+    use sha2::Digest;
+    let Some(common) = configuration.run_common() else {
+        return Ok(json!([]));
+    };
+    let base = config_file.parent().map_or_else(
+        || std::path::PathBuf::from("."),
+        std::path::Path::to_path_buf,
+    );
+    let mut out = Vec::new();
+    for mapping in &common.files {
+        let local = match mapping.local_path.strip_prefix("~/") {
+            Some(rest) => {
+                std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest)
+            }
+            None => base.join(&mapping.local_path),
+        };
+        let local = local.canonicalize().map_err(|e| {
+            CliError::Invalid(format!("files: cannot read {}: {e}", local.display()))
+        })?;
+        let (Some(parent), Some(name)) = (local.parent(), local.file_name()) else {
+            return Err(CliError::Invalid(format!(
+                "files: cannot archive {}",
+                local.display()
+            )));
+        };
+        let tar = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg("-")
+            .arg("-C")
+            .arg(parent)
+            .arg(name)
+            .output()
+            .map_err(|e| CliError::Failed(format!("cannot run tar: {e}")))?;
+        if !tar.status.success() {
+            return Err(CliError::Failed(format!(
+                "files: cannot archive {}: {}",
+                local.display(),
+                String::from_utf8_lossy(&tar.stderr).trim()
+            )));
+        }
+        let hash: String = sha2::Sha256::digest(&tar.stdout)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let id = client.upload_archive(&hash, tar.stdout)?;
+        out.push(json!({"id": id, "path": mapping.path}));
+    }
+    Ok(Value::Array(out))
 }

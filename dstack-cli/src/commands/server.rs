@@ -40,6 +40,7 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         database_url: args.database_url.clone(),
         cli_config: Some(home().join(".dstack").join("config.yml")),
         runner_exe: std::env::current_exe().ok(),
+        upload_limit: args.upload_limit,
     };
     let server = Server::bind(options)
         .await

@@ -5,6 +5,7 @@
 //! requests until the shutdown future completes.
 
 mod error;
+mod files;
 mod process;
 mod routes;
 mod runs;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use setup::{ServerError, ServerOptions, sqlite_url, update_cli_config};
+pub use setup::{DEFAULT_UPLOAD_LIMIT, ServerError, ServerOptions, sqlite_url, update_cli_config};
 
 use crate::backends::local::HostResources;
 use crate::state::Db;
@@ -37,6 +38,8 @@ pub(crate) struct AppState {
         Arc<std::sync::RwLock<std::collections::HashMap<String, crate::state::user::Model>>>,
     /// Rendered `runs/list` answers by request, valid while the database generation is unchanged.
     pub(crate) list_cache: Arc<std::sync::Mutex<ListCache>>,
+    /// The largest accepted file archive, bytes (0 = no limit).
+    pub(crate) upload_limit: u64,
 }
 
 /// Cached `runs/list` bodies and the database generation they were rendered at.
@@ -73,6 +76,7 @@ impl Server {
                 runner_exe: options.runner_exe.clone().map(Arc::new),
                 tokens: Arc::default(),
                 list_cache: Arc::default(),
+                upload_limit: options.upload_limit,
             },
             listener,
             admin_token: prepared.admin_token,

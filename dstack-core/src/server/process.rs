@@ -291,6 +291,33 @@ async fn start_job(
         );
         return state.db.save_job(j).await;
     }
+    for (i, a) in spec["file_archives"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let id = a["id"].as_str().unwrap_or_default();
+        let target = a["path"].as_str().unwrap_or(".");
+        let target = if let Some(rest) = target.strip_prefix("~/") {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest)
+        } else if target.starts_with('/') {
+            std::path::PathBuf::from(target)
+        } else {
+            workdir.join(target)
+        };
+        let archive = super::files::archive_path(state, id);
+        let scratch = dir.join(format!("unpack-{i}"));
+        if let Err(e) = super::files::unpack(&archive, &target, &scratch) {
+            fail(
+                j,
+                "executor_error",
+                format!("cannot place uploaded files at {}: {e}", target.display()),
+            );
+            return state.db.save_job(j).await;
+        }
+    }
     let argv: Vec<String> = spec["commands"]
         .as_array()
         .map(|a| {

@@ -81,6 +81,14 @@ pub(super) fn router(state: AppState) -> Router {
             "/api/project/{project}/secrets/list",
             post(super::runs::empty_list),
         )
+        .route(
+            "/api/files/upload_archive",
+            post(super::files::upload_archive).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/files/get_archive_by_hash",
+            post(super::files::get_archive_by_hash),
+        )
         .layer(middleware::from_fn(check_client_version));
     Router::new()
         .route(

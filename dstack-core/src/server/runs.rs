@@ -126,9 +126,6 @@ pub(crate) fn local_fleet_limits(config: &Configuration) -> Option<String> {
     if c.privileged {
         problems.push("`privileged: true`".into());
     }
-    if !c.files.is_empty() {
-        problems.push("`files` (uploads are not implemented yet)".into());
-    }
     if !c.repos.is_empty() {
         problems.push("`repos` (uploads are not implemented yet)".into());
     }
@@ -640,6 +637,21 @@ pub(super) async fn apply(
     let r = state.db.insert_run(model).await?;
     let slots = job_slots(&parsed.config);
     let per_replica = slots.iter().filter(|(rep, _)| *rep == 0).count() as i64;
+    // Uploaded `files`: every archive must belong to this user.
+    let archives = run_spec
+        .get("file_archives")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    for a in archives.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let id = a["id"].as_str().unwrap_or_default();
+        let exists =
+            !id.is_empty() && !id.contains('/') && super::files::archive_path(&state, id).exists();
+        if !exists {
+            return Err(ApiError::client(format!(
+                "File archive {id} not found; upload it first"
+            )));
+        }
+    }
     for (replica, job_num) in slots {
         let spec = job_spec(
             &parsed.config,
@@ -649,6 +661,8 @@ pub(super) async fn apply(
             per_replica.max(1),
         )
         .ok_or_else(|| ApiError::client("not a run configuration"))?;
+        let mut spec = spec;
+        spec["file_archives"] = archives.clone();
         state
             .db
             .insert_job(job::Model {

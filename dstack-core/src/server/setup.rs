@@ -25,7 +25,13 @@ pub struct ServerOptions {
     pub cli_config: Option<PathBuf>,
     /// The executable that runs jobs (`dstack job-runner DIR`); without it, jobs fail to start.
     pub runner_exe: Option<PathBuf>,
+    /// The largest accepted file archive in bytes, 0 for no limit (2 MiB by default upstream,
+    /// `DSTACK_SERVER_CODE_UPLOAD_LIMIT`).
+    pub upload_limit: u64,
 }
+
+/// The default upload limit: 2 MiB.
+pub const DEFAULT_UPLOAD_LIMIT: u64 = 2 * 1024 * 1024;
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
