@@ -279,7 +279,7 @@ fn task_scenario(home: &Path, database_url: Option<&str>) {
         "{err}"
     );
     server.terminate();
-    std::fs::remove_dir_all(&home).ok();
+    std::fs::remove_dir_all(home).ok();
 }
 
 #[test]
