@@ -398,3 +398,67 @@ fn files_are_uploaded_and_the_limit_holds() {
     server.terminate();
     std::fs::remove_dir_all(&home).ok();
 }
+
+/// Secrets: managed through the API (managers only) and substituted into `env` at job start.
+#[test]
+fn secrets_reach_the_job_environment() {
+    let home = temp_home("secrets");
+    let server = ServerProcess::start(&home, None);
+    let (status, secret) = server.post(
+        "/api/project/main/secrets/create_or_update",
+        json!({"name": "api-token", "value": "s3cr3t"}),
+    );
+    assert_eq!(status, 200, "{secret}");
+    let (_, list) = server.post("/api/project/main/secrets/list", Value::Null);
+    assert_eq!(list[0]["name"], "api-token");
+    assert_eq!(list[0]["value"], Value::Null, "list never shows values");
+    let (_, got) = server.post(
+        "/api/project/main/secrets/get",
+        json!({"name": "api-token"}),
+    );
+    assert_eq!(got["value"], "s3cr3t");
+    // `${{ secrets.X }}` names must be identifiers, so the secret is referred to as API_TOKEN.
+    server.post(
+        "/api/project/main/secrets/create_or_update",
+        json!({"name": "API_TOKEN", "value": "v4lue"}),
+    );
+    server.apply(json!({
+        "type": "task",
+        "name": "uses-secret",
+        "env": {"TOKEN": "Bearer ${{ secrets.API_TOKEN }}"},
+        "commands": ["echo token=$TOKEN"],
+        "resources": {"cpu": "1..", "memory": "0.1GB..", "disk": "0.1GB.."},
+    }));
+    let run = server.wait_status("uses-secret", &["done", "failed"], Duration::from_secs(30));
+    assert_eq!(run["status"], "done", "{run}");
+    assert!(server.logs(&run).contains("token=Bearer v4lue\n"));
+    // A missing secret fails the job with the reason.
+    server.apply(json!({
+        "type": "task",
+        "name": "missing-secret",
+        "env": {"TOKEN": "${{ secrets.NOPE }}"},
+        "commands": ["true"],
+        "resources": {"cpu": "1..", "memory": "0.1GB..", "disk": "0.1GB.."},
+    }));
+    let run = server.wait_status(
+        "missing-secret",
+        &["failed", "done"],
+        Duration::from_secs(30),
+    );
+    let message = run["latest_job_submission"]["termination_reason_message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(message.contains("Secrets interpolation error"), "{run}");
+    let (status, _) = server.post(
+        "/api/project/main/secrets/delete",
+        json!({"secrets_names": ["api-token"]}),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = server.post(
+        "/api/project/main/secrets/get",
+        json!({"name": "api-token"}),
+    );
+    assert_eq!(status, 400);
+    server.terminate();
+    std::fs::remove_dir_all(&home).ok();
+}

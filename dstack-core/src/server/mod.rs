@@ -9,6 +9,7 @@ mod files;
 mod process;
 mod routes;
 mod runs;
+mod secrets;
 mod setup;
 
 use std::future::Future;

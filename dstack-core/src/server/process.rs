@@ -326,9 +326,44 @@ async fn start_job(
                 .collect()
         })
         .unwrap_or_default();
+    // `${{ secrets.NAME }}` in env values, from the project's secrets.
+    let secrets: Vec<(String, String)> = state
+        .db
+        .secrets(&r.project_id)
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.value))
+        .collect();
+    let lookup = |ns: &str, name: &str| {
+        (ns == "secrets")
+            .then(|| {
+                secrets
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .flatten()
+    };
+    let mut env = job_env(state, r, j, &spec, &workdir);
+    for (key, value) in env.iter_mut() {
+        if !value.contains("${{") || spec["env"].get(key.as_str()).is_none() {
+            continue;
+        }
+        match crate::config::interpolate::interpolate_or_error(value, &lookup, &["groups"]) {
+            Ok(v) => *value = v,
+            Err(e) => {
+                fail(
+                    j,
+                    "executor_error",
+                    format!("Secrets interpolation error: {}", e.0),
+                );
+                return state.db.save_job(j).await;
+            }
+        }
+    }
     let launch = JobLaunch {
         argv,
-        env: job_env(state, r, j, &spec, &workdir),
+        env,
         working_dir: workdir,
         log_file: log_file(state, project, &r.run_name, &j.id),
     };

@@ -78,16 +78,28 @@ pub(super) fn router(state: AppState) -> Router {
             post(super::runs::empty_list),
         )
         .route(
-            "/api/project/{project}/secrets/list",
-            post(super::runs::empty_list),
-        )
-        .route(
             "/api/files/upload_archive",
             post(super::files::upload_archive).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/api/files/get_archive_by_hash",
             post(super::files::get_archive_by_hash),
+        )
+        .route(
+            "/api/project/{project}/secrets/list",
+            post(super::secrets::list),
+        )
+        .route(
+            "/api/project/{project}/secrets/get",
+            post(super::secrets::get),
+        )
+        .route(
+            "/api/project/{project}/secrets/create_or_update",
+            post(super::secrets::put),
+        )
+        .route(
+            "/api/project/{project}/secrets/delete",
+            post(super::secrets::delete),
         )
         .layer(middleware::from_fn(check_client_version));
     Router::new()

@@ -126,3 +126,25 @@ pub mod job {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `secrets`: values `${{ secrets.NAME }}` refers to.
+pub mod secret {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_id: String,
+        pub name: String,
+        #[sea_orm(column_type = "Text")]
+        pub value: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

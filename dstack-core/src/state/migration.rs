@@ -9,7 +9,10 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M20261122000001Init)]
+        vec![
+            Box::new(M20261122000001Init),
+            Box::new(M20261122000002Secrets),
+        ]
     }
 }
 
@@ -164,5 +167,46 @@ impl MigrationTrait for M20261122000001Init {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+/// Project secrets.
+pub struct M20261122000002Secrets;
+
+impl MigrationName for M20261122000002Secrets {
+    fn name(&self) -> &str {
+        "m20261122_000002_secrets"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M20261122000002Secrets {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("secrets")
+                .col(id("id"))
+                .col(ColumnDef::new("project_id").string().not_null())
+                .col(ColumnDef::new("name").string().not_null())
+                .col(text("value"))
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("secrets_project_name")
+                .table("secrets")
+                .col("project_id")
+                .col("name")
+                .unique()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("secrets").to_owned())
+            .await
     }
 }

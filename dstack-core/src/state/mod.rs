@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-pub use entity::{job, member, project, run, user};
+pub use entity::{job, member, project, run, secret, user};
 
 /// A state operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +376,62 @@ impl Db {
         Ok(job::Entity::find_by_id(id.to_string())
             .one(&self.conn)
             .await?)
+    }
+
+    /// The secrets of a project, by name.
+    pub async fn secrets(&self, project_id: &str) -> Result<Vec<secret::Model>> {
+        Ok(secret::Entity::find()
+            .filter(secret::Column::ProjectId.eq(project_id))
+            .order_by_asc(secret::Column::Name)
+            .all(&self.conn)
+            .await?)
+    }
+
+    /// A secret by name.
+    pub async fn secret(&self, project_id: &str, name: &str) -> Result<Option<secret::Model>> {
+        Ok(secret::Entity::find()
+            .filter(secret::Column::ProjectId.eq(project_id))
+            .filter(secret::Column::Name.eq(name))
+            .one(&self.conn)
+            .await?)
+    }
+
+    /// Creates or updates a secret.
+    pub async fn put_secret(
+        &self,
+        project_id: &str,
+        name: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<secret::Model> {
+        self.bump();
+        match self.secret(project_id, name).await? {
+            Some(existing) => {
+                let mut model: secret::ActiveModel = existing.into();
+                model.value = Set(value.to_string());
+                Ok(model.update(&self.conn).await?)
+            }
+            None => Ok(secret::ActiveModel {
+                id: Set(uuid::Uuid::new_v4().to_string()),
+                project_id: Set(project_id.to_string()),
+                name: Set(name.to_string()),
+                value: Set(value.to_string()),
+                created_at: Set(now),
+            }
+            .insert(&self.conn)
+            .await?),
+        }
+    }
+
+    /// Deletes a secret.
+    pub async fn delete_secret(&self, project_id: &str, name: &str) -> Result<()> {
+        self.bump();
+        secret::Entity::delete_many()
+            .filter(secret::Column::ProjectId.eq(project_id))
+            .filter(secret::Column::Name.eq(name))
+            .exec(&self.conn)
+            .await?;
+        Ok(())
     }
 
     /// Removes a member.
