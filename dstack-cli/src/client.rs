@@ -150,9 +150,26 @@ impl Client {
         }
     }
 
+    /// Uploads a local repo's code (`POST repos/upload_code`).
+    pub(crate) fn upload_code(&self, hash: &str, data: Vec<u8>) -> Result<(), CliError> {
+        let path = format!(
+            "/api/project/{}/repos/upload_code?repo_id=none",
+            self.project.name
+        );
+        self.upload(&path, hash, data).map(|_| ())
+    }
+
     /// Uploads a file archive (`POST /api/files/upload_archive`); returns its id.
     pub(crate) fn upload_archive(&self, hash: &str, data: Vec<u8>) -> Result<String, CliError> {
-        let url = format!("{}/api/files/upload_archive", self.project.url);
+        let value = self.upload("/api/files/upload_archive", hash, data)?;
+        value["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Failed("the server did not return the archive's id".into()))
+    }
+
+    fn upload(&self, path: &str, hash: &str, data: Vec<u8>) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.project.url);
         let part = reqwest::blocking::multipart::Part::bytes(data).file_name(hash.to_string());
         let form = reqwest::blocking::multipart::Form::new().part("file", part);
         let resp = self
@@ -176,10 +193,7 @@ impl Client {
                 server_message(&value).unwrap_or_else(|| format!("upload failed ({status})")),
             ));
         }
-        value["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| CliError::Failed("the server did not return the archive's id".into()))
+        Ok(value)
     }
 
     /// `POST /api/project/<project>/<path>`.

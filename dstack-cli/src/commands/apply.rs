@@ -38,6 +38,7 @@ pub(crate) fn run(args: &ApplyArgs) -> Result<(), CliError> {
     }
     let client = Client::for_project(args.project.as_deref())?;
     let file_archives = upload_files(&client, &configuration, &args.file)?;
+    let (repo_data, repo_code_hash) = upload_repo(&client, &configuration, &args.file)?;
     let run_name = args
         .name
         .clone()
@@ -45,8 +46,8 @@ pub(crate) fn run(args: &ApplyArgs) -> Result<(), CliError> {
     let run_spec = json!({
         "run_name": run_name,
         "repo_id": "none",
-        "repo_data": {"repo_type": "virtual"},
-        "repo_code_hash": null,
+        "repo_data": repo_data,
+        "repo_code_hash": repo_code_hash,
         "repo_dir": null,
         "file_archives": file_archives,
         "working_dir": null,
@@ -291,4 +292,54 @@ fn upload_files(
         out.push(json!({"id": id, "path": mapping.path}));
     }
     Ok(Value::Array(out))
+}
+
+/// A local directory in `repos` is packed (its contents, relative to it) and uploaded.
+fn upload_repo(
+    client: &Client,
+    configuration: &Configuration,
+    config_file: &std::path::Path,
+) -> Result<(Value, Value), CliError> {
+    use sha2::Digest;
+    let Some(repo) = configuration.run_common().and_then(|c| c.repos.first()) else {
+        return Ok((json!({"repo_type": "virtual"}), Value::Null));
+    };
+    let Some(local) = &repo.local_path else {
+        return Err(CliError::Invalid(
+            "remote `repos` URLs are not supported by this server yet; use a local directory"
+                .into(),
+        ));
+    };
+    let base = config_file.parent().map_or_else(
+        || std::path::PathBuf::from("."),
+        std::path::Path::to_path_buf,
+    );
+    let dir = base
+        .join(local)
+        .canonicalize()
+        .map_err(|e| CliError::Invalid(format!("repos: cannot read {local}: {e}")))?;
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg("-")
+        .arg("--exclude=.git")
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .output()
+        .map_err(|e| CliError::Failed(format!("cannot run tar: {e}")))?;
+    if !tar.status.success() {
+        return Err(CliError::Failed(format!(
+            "repos: cannot archive {}",
+            dir.display()
+        )));
+    }
+    let hash: String = sha2::Sha256::digest(&tar.stdout)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    client.upload_code(&hash, tar.stdout)?;
+    Ok((
+        json!({"repo_type": "local", "repo_dir": dir.display().to_string()}),
+        json!(hash),
+    ))
 }

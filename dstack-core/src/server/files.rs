@@ -42,21 +42,37 @@ fn size_text(bytes: u64) -> String {
     format!("{v:.1}{}", UNITS[unit])
 }
 
-pub(super) async fn upload_archive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+/// Where a project's uploaded repo code is stored.
+pub(crate) fn code_path(state: &AppState, project_id: &str, hash: &str) -> PathBuf {
+    state
+        .dir
+        .join("codes")
+        .join(project_id)
+        .join(format!("{hash}.tar"))
+}
+
+async fn store(path: &Path, data: &[u8]) -> Result<(), ApiError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let fail = |e: std::io::Error| ApiError::client(format!("cannot store the upload: {e}"));
+    let dir = path
+        .parent()
+        .ok_or_else(|| ApiError::client("bad storage path"))?;
+    tokio::fs::create_dir_all(dir).await.map_err(fail)?;
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, data).await.map_err(fail)?;
+    tokio::fs::rename(&tmp, path).await.map_err(fail)
+}
+
+/// Reads the `file` field of an upload (its file name is the content hash), enforcing the
+/// upload limit. Past the limit the body is still drained, so the client gets the answer.
+async fn read_upload(
+    state: &AppState,
     mut multipart: Multipart,
-) -> Result<Json<Value>, ApiError> {
-    let user = authenticate(&state, &headers).await?;
+) -> Result<(String, Vec<u8>), ApiError> {
     let limit = state.upload_limit;
-    let too_big = |size: u64| {
-        ApiError::client(format!(
-            "Archive size is {}, which exceeds the limit of {}. Use .gitignore/.dstackignore to exclude large files. This limit can be modified by setting the DSTACK_SERVER_CODE_UPLOAD_LIMIT environment variable.",
-            size_text(size),
-            size_text(limit)
-        ))
-    };
-    while let Some(field) = multipart
+    while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| ApiError::Unprocessable(format!("invalid multipart body: {e}")))?
@@ -70,18 +86,15 @@ pub(super) async fn upload_archive(
             .ok_or_else(|| ApiError::client("filename not specified"))?;
         if !valid_hash(&hash) {
             return Err(ApiError::client(
-                "the archive's file name must be its hex SHA-256 hash",
+                "the upload's file name must be its hex SHA-256 hash",
             ));
         }
-        // Read in chunks; past the limit, keep draining (so the client gets the answer) but
-        // stop keeping the data.
-        let mut field = field;
         let mut data: Vec<u8> = Vec::new();
         let mut size: u64 = 0;
         while let Some(chunk) = field
             .chunk()
             .await
-            .map_err(|e| ApiError::Unprocessable(format!("cannot read the archive: {e}")))?
+            .map_err(|e| ApiError::Unprocessable(format!("cannot read the upload: {e}")))?
         {
             size += chunk.len() as u64;
             if limit == 0 || size <= limit {
@@ -89,28 +102,43 @@ pub(super) async fn upload_archive(
             }
         }
         if limit > 0 && size > limit {
-            return Err(too_big(size));
+            return Err(ApiError::client(format!(
+                "Archive size is {}, which exceeds the limit of {}. Use .gitignore/.dstackignore to exclude large files. This limit can be modified by setting the DSTACK_SERVER_CODE_UPLOAD_LIMIT environment variable.",
+                size_text(size),
+                size_text(limit)
+            )));
         }
-        let id = archive_id(&user.id, &hash);
-        let path = archive_path(&state, &id);
-        if !path.exists() {
-            let dir = state.dir.join("archives");
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|e| ApiError::client(format!("cannot store the archive: {e}")))?;
-            let tmp = dir.join(format!("{id}.tmp"));
-            tokio::fs::write(&tmp, &data)
-                .await
-                .map_err(|e| ApiError::client(format!("cannot store the archive: {e}")))?;
-            tokio::fs::rename(&tmp, &path)
-                .await
-                .map_err(|e| ApiError::client(format!("cannot store the archive: {e}")))?;
-        }
-        return Ok(Json(json!({"id": id, "hash": hash})));
+        return Ok((hash, data));
     }
     Err(ApiError::Unprocessable(
         "the `file` field is missing".into(),
     ))
+}
+
+/// `POST /api/files/upload_archive`
+pub(super) async fn upload_archive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let user = authenticate(&state, &headers).await?;
+    let (hash, data) = read_upload(&state, multipart).await?;
+    let id = archive_id(&user.id, &hash);
+    store(&archive_path(&state, &id), &data).await?;
+    Ok(Json(json!({"id": id, "hash": hash})))
+}
+
+/// `POST /api/project/{p}/repos/upload_code?repo_id=...`: a tar of a local repo's files.
+pub(super) async fn upload_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(project_name): axum::extract::Path<String>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let (_, project) = super::routes::project_access(&state, &headers, &project_name).await?;
+    let (hash, data) = read_upload(&state, multipart).await?;
+    store(&code_path(&state, &project.id, &hash), &data).await?;
+    Ok(Json(Value::Null))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -291,6 +291,18 @@ async fn start_job(
         );
         return state.db.save_job(j).await;
     }
+    if let Some(hash) = spec["repo_code_hash"].as_str() {
+        let target = resolve_target(spec["repo_dir"].as_str().unwrap_or("."), &workdir);
+        let code = super::files::code_path(state, &r.project_id, hash);
+        if let Err(e) = unpack_code(&code, &target) {
+            fail(
+                j,
+                "executor_error",
+                format!("cannot place the repo's code at {}: {e}", target.display()),
+            );
+            return state.db.save_job(j).await;
+        }
+    }
     for (i, a) in spec["file_archives"]
         .as_array()
         .map(Vec::as_slice)
@@ -299,14 +311,7 @@ async fn start_job(
         .enumerate()
     {
         let id = a["id"].as_str().unwrap_or_default();
-        let target = a["path"].as_str().unwrap_or(".");
-        let target = if let Some(rest) = target.strip_prefix("~/") {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest)
-        } else if target.starts_with('/') {
-            std::path::PathBuf::from(target)
-        } else {
-            workdir.join(target)
-        };
+        let target = resolve_target(a["path"].as_str().unwrap_or("."), &workdir);
         let archive = super::files::archive_path(state, id);
         let scratch = dir.join(format!("unpack-{i}"));
         if let Err(e) = super::files::unpack(&archive, &target, &scratch) {
@@ -535,5 +540,37 @@ async fn request_stop_internal(state: &AppState, r: &run::Model) -> Result<(), S
         Ok(()) => Ok(()),
         Err(ApiError::State(e)) => Err(e),
         Err(e) => Err(StateError::Corrupt(e.to_string())),
+    }
+}
+
+/// A path in the job's file system: absolute, `~`-relative or relative to the working directory.
+fn resolve_target(path: &str, workdir: &std::path::Path) -> std::path::PathBuf {
+    let home = || std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default());
+    if path == "~" {
+        home()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home().join(rest)
+    } else if path.starts_with('/') {
+        std::path::PathBuf::from(path)
+    } else {
+        workdir.join(path)
+    }
+}
+
+/// Unpacks a repo's code tar (entries relative to the repo root) into `target`.
+fn unpack_code(code: &std::path::Path, target: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(target).map_err(|e| e.to_string())?;
+    let status = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(code)
+        .arg("--no-same-owner")
+        .arg("-C")
+        .arg(target)
+        .status()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("tar failed to unpack {}", code.display()))
     }
 }

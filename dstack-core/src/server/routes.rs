@@ -101,6 +101,10 @@ pub(super) fn router(state: AppState) -> Router {
             "/api/project/{project}/secrets/delete",
             post(super::secrets::delete),
         )
+        .route(
+            "/api/project/{project}/repos/upload_code",
+            post(super::files::upload_code).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .layer(middleware::from_fn(check_client_version));
     Router::new()
         .route(

@@ -113,6 +113,20 @@ pub(crate) fn parse_run_spec(run_spec: &Value) -> Result<ParsedSpec, ApiError> {
     })
 }
 
+/// Remote Git repos (cloned by the job) are not supported on the local fleet.
+fn check_repo_data(run_spec: &Value) -> Result<(), ApiError> {
+    if run_spec
+        .pointer("/repo_data/repo_type")
+        .and_then(Value::as_str)
+        == Some("remote")
+    {
+        return Err(ApiError::client(
+            "The local fleet does not clone remote Git repos yet. Mount the directory with `files` instead, or use `repos` with `dstack` from this project, which uploads local directories.",
+        ));
+    }
+    Ok(())
+}
+
 /// Properties the local fleet cannot honour, as one clear message.
 pub(crate) fn local_fleet_limits(config: &Configuration) -> Option<String> {
     let c = config.run_common()?;
@@ -126,8 +140,8 @@ pub(crate) fn local_fleet_limits(config: &Configuration) -> Option<String> {
     if c.privileged {
         problems.push("`privileged: true`".into());
     }
-    if !c.repos.is_empty() {
-        problems.push("`repos` (uploads are not implemented yet)".into());
+    if c.repos.iter().any(|r| r.url.is_some()) {
+        problems.push("a remote `repos` URL (this host does not clone repositories)".into());
     }
     if !c.volumes.is_empty() {
         problems.push("`volumes`".into());
@@ -498,6 +512,7 @@ pub(super) async fn get_plan(
     let req: wire::GetRunPlanRequest = required_body(&bytes)?;
     let parsed = parse_run_spec(&req.run_spec)?;
     if !req.for_offers_only {
+        check_repo_data(&req.run_spec)?;
         if let Some(message) = local_fleet_limits(&parsed.config) {
             return Err(ApiError::client(message));
         }
@@ -597,6 +612,7 @@ pub(super) async fn apply(
         }
     };
     let parsed = parse_run_spec(&run_spec)?;
+    check_repo_data(&run_spec)?;
     if let Some(message) = local_fleet_limits(&parsed.config) {
         return Err(ApiError::client(message));
     }
@@ -637,6 +653,24 @@ pub(super) async fn apply(
     let r = state.db.insert_run(model).await?;
     let slots = job_slots(&parsed.config);
     let per_replica = slots.iter().filter(|(rep, _)| *rep == 0).count() as i64;
+    // A local repo's code, uploaded with `repos/upload_code`.
+    let code_hash = run_spec
+        .get("repo_code_hash")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let repo_path = parsed
+        .config
+        .run_common()
+        .and_then(|c| c.repos.first())
+        .map_or_else(|| ".".to_string(), |r| r.path.clone());
+    if let Some(hash) = code_hash.as_str() {
+        let valid = hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid || !super::files::code_path(&state, &project.id, hash).exists() {
+            return Err(ApiError::client(format!(
+                "The repo code {hash} was not uploaded"
+            )));
+        }
+    }
     // Uploaded `files`: every archive must belong to this user.
     let archives = run_spec
         .get("file_archives")
@@ -663,6 +697,8 @@ pub(super) async fn apply(
         .ok_or_else(|| ApiError::client("not a run configuration"))?;
         let mut spec = spec;
         spec["file_archives"] = archives.clone();
+        spec["repo_code_hash"] = code_hash.clone();
+        spec["repo_dir"] = json!(repo_path.clone());
         state
             .db
             .insert_job(job::Model {
