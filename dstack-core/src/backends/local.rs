@@ -55,7 +55,11 @@ impl HostResources {
             arch,
             memory_mib,
             disk_mib: disk_size_mib(work_dir).unwrap_or(0),
-            gpus: nvidia_gpus(),
+            gpus: {
+                let mut gpus = nvidia_gpus();
+                gpus.extend(amd_gpus());
+                gpus
+            },
         }
     }
 
@@ -153,6 +157,48 @@ fn nvidia_gpus() -> Vec<Gpu> {
         return Vec::new();
     }
     parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn amd_gpus() -> Vec<Gpu> {
+    let Ok(out) = Command::new("amd-smi")
+        .args(["static", "--asic", "--vram", "--csv"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    parse_amd_smi_csv(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `amd-smi static --asic --vram --csv`: a header row naming `market_name` and
+/// `size` (VRAM in MB), then one row per GPU.
+pub fn parse_amd_smi_csv(text: &str) -> Vec<Gpu> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let (Some(name_col), Some(size_col)) = (
+        cols.iter().position(|c| *c == "market_name"),
+        cols.iter().position(|c| *c == "size"),
+    ) else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let name = fields.get(name_col)?;
+            let mb: f64 = fields.get(size_col)?.parse().ok()?;
+            Some(Gpu {
+                name: normalize_host_gpu_name(HostTool::AmdSmi, name),
+                memory_gib: (mb / 1024.0).round(),
+                vendor: Vendor::Amd,
+            })
+        })
+        .collect()
 }
 
 /// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`.
@@ -406,5 +452,13 @@ mod tests {
         assert_eq!(gpus.len(), 2);
         assert_eq!(gpus[0].name, "H100");
         assert_eq!(gpus[0].memory_gib, 80.0);
+        let amd = parse_amd_smi_csv(
+            "gpu,market_name,vendor_id,size\n0,AMD Instinct MI300X,0x1002,196592\n",
+        );
+        assert_eq!(amd.len(), 1);
+        assert_eq!(
+            (amd[0].name.as_str(), amd[0].memory_gib, amd[0].vendor),
+            ("MI300X", 192.0, Vendor::Amd)
+        );
     }
 }

@@ -131,7 +131,24 @@ fn config_projects(dir: &Path) -> Result<Vec<String>, ServerError> {
         .get("projects")
         .and_then(|p| p.as_seq())
         .unwrap_or_default();
+    if doc.get("encryption").is_some() {
+        tracing::warn!(
+            "{}: `encryption` keys are not supported yet; secrets are stored unencrypted",
+            path.display()
+        );
+    }
     for (i, project) in projects.iter().enumerate() {
+        let backends = project
+            .get("backends")
+            .and_then(|b| b.as_seq())
+            .unwrap_or_default();
+        for b in backends {
+            let kind = b.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+            tracing::warn!(
+                "{}: projects[{i}]: the `{kind}` backend is not supported yet and is not used; jobs run on the local fleet",
+                path.display()
+            );
+        }
         match project.get("name").and_then(|n| n.as_str()) {
             Some(name) if crate::config::run::is_valid_resource_name(name) || name == "main" => {
                 names.push(name.to_string());
