@@ -349,7 +349,28 @@ async fn start_job(
             })
             .flatten()
     };
-    let mut env = job_env(state, r, j, &spec, &workdir);
+    // GPUs: the minimum the job asks for, from those no other job holds; wait when too few
+    // are free.
+    let wanted = spec["requirements"]["resources"]["gpu"]["count"]["min"]
+        .as_u64()
+        .unwrap_or(0) as usize;
+    let mut gpus: Vec<usize> = Vec::new();
+    if wanted > 0 {
+        let mut used: Vec<usize> = Vec::new();
+        for other in state.db.active_jobs().await? {
+            if let Some(list) = runtime(&other)["gpus"].as_array() {
+                used.extend(list.iter().filter_map(|g| g.as_u64().map(|g| g as usize)));
+            }
+        }
+        gpus = (0..state.host.gpus.len())
+            .filter(|g| !used.contains(g))
+            .take(wanted)
+            .collect();
+        if gpus.len() < wanted {
+            return Ok(());
+        }
+    }
+    let mut env = job_env(state, r, j, &spec, &workdir, &gpus);
     for (key, value) in env.iter_mut() {
         if !value.contains("${{") || spec["env"].get(key.as_str()).is_none() {
             continue;
@@ -382,6 +403,7 @@ async fn start_job(
     j.status = "provisioning".into();
     j.last_processed_at = now;
     set_runtime(j, "started_at", json!(now.to_rfc3339()));
+    set_runtime(j, "gpus", json!(gpus));
     state.db.save_job(j).await
 }
 
@@ -393,6 +415,7 @@ fn job_env(
     j: &job::Model,
     spec: &Value,
     workdir: &std::path::Path,
+    gpus: &[usize],
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL", "TZ",
@@ -409,16 +432,7 @@ fn job_env(
             set(k, v.as_str().unwrap_or_default().to_string());
         }
     }
-    let gpus = state.host.gpus.len();
-    let requested = spec["requirements"]["resources"]["gpu"]["count"]["min"]
-        .as_u64()
-        .unwrap_or(0) as usize;
-    let assigned =
-        if requested == 0 && spec["requirements"]["resources"]["gpu"]["count"]["max"] == json!(0) {
-            0
-        } else {
-            gpus.max(requested.min(gpus))
-        };
+    let assigned = gpus.len();
     let nodes = spec["jobs_per_replica"].as_i64().unwrap_or(1);
     set("DSTACK_RUN_NAME", r.run_name.clone());
     set("DSTACK_RUN_ID", r.id.clone());
@@ -432,15 +446,16 @@ fn job_env(
     set("DSTACK_NODES_IPS", "127.0.0.1".into());
     set("DSTACK_REPLICA_NUM", j.replica_num.to_string());
     set("DSTACK_WORKING_DIR", workdir.display().to_string());
-    if assigned > 0 {
-        set(
-            "CUDA_VISIBLE_DEVICES",
-            (0..assigned)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
+    let visible = gpus
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let var = match state.host.gpus.first().map(|g| g.vendor) {
+        Some(crate::resources::Vendor::Amd) => "HIP_VISIBLE_DEVICES",
+        _ => "CUDA_VISIBLE_DEVICES",
+    };
+    set(var, visible);
     env
 }
 

@@ -371,6 +371,14 @@ impl Db {
             .await?)
     }
 
+    /// Job submissions that hold resources (provisioning, running or terminating).
+    pub async fn active_jobs(&self) -> Result<Vec<job::Model>> {
+        Ok(job::Entity::find()
+            .filter(job::Column::Status.is_in(["provisioning", "running", "terminating"]))
+            .all(&self.conn)
+            .await?)
+    }
+
     /// A job submission by id.
     pub async fn job_by_id(&self, id: &str) -> Result<Option<job::Model>> {
         Ok(job::Entity::find_by_id(id.to_string())
