@@ -9,6 +9,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
+if ! command -v cmake >/dev/null; then   # Pingora's zlib-ng builds with cmake
+    SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cmake >/dev/null
+fi
 cargo build --release -q -p dstack-cli
 DSTACK="$REPO/target/release/dstack"
 PORT="${DSTACK_SERVER_PORT:-3000}"
@@ -30,7 +35,14 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 "$DSTACK" apply -f examples/service.dstack.yml -y -d
-echo "The example service runs as a process on this host (port 8000);"
-echo "its endpoint is http://127.0.0.1:$PORT/proxy/services/main/hello/ (served once the proxy lands)."
+TOKEN="$(awk '/token:/ {print $2; exit}' "$HOME/.dstack/config.yml" | tr -d '"')"
+for _ in $(seq 100); do
+    curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/proxy/services/main/hello/" && break
+    sleep 0.2
+done
 "$DSTACK" ps
+echo
+echo "The example service is reachable through the server's proxy:"
+echo "  curl -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/proxy/services/main/hello/"
+curl -s -o /dev/null -w "  (it answers with HTTP %{http_code})\n" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/proxy/services/main/hello/"
 wait $SERVER

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Safe to repeat; installs what is missing:
-#   - rustfmt/clippy components (rustup); Debian's postgresql for the state tests (a private
+#   - rustfmt/clippy components (rustup); Debian's cmake (Pingora's zlib-ng); Debian's postgresql for the state tests (a private
 #     server on 127.0.0.1); a Python venv with maturin + pytest (pip) for the bindings.
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -11,6 +11,13 @@ cd "$REPO"
 step() { printf '\n==> %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
+# Pingora's zlib-ng (libz-ng-sys) builds with cmake.
+if ! command -v cmake >/dev/null; then
+    step "installing cmake (Debian package)"
+    SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cmake >/dev/null
+fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     step "installing rustfmt and clippy"
     rustup component add rustfmt clippy

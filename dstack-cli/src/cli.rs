@@ -80,6 +80,12 @@ pub(crate) struct ServerArgs {
     /// The largest accepted upload (`files:` archives) in bytes; 0 for no limit.
     #[arg(long, env = "DSTACK_SERVER_CODE_UPLOAD_LIMIT", default_value_t = dstack_core::server::DEFAULT_UPLOAD_LIMIT)]
     pub(crate) upload_limit: u64,
+    /// Seconds the proxy waits for a replica between response chunks.
+    #[arg(long, env = "DSTACK_SERVICE_CLIENT_TIMEOUT", default_value_t = 60)]
+    pub(crate) service_timeout: u64,
+    /// Largest request body the proxy passes to services, bytes.
+    #[arg(long, env = "DSTACK_SERVER_PROXY_MAX_BODY", default_value_t = 64 * 1024 * 1024)]
+    pub(crate) proxy_max_body: u64,
     /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
     #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,

@@ -23,6 +23,8 @@ pub mod spec;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod backends;
+#[cfg(feature = "server")]
+pub mod proxy;
 pub mod runs;
 #[cfg(feature = "server")]
 pub mod server;

@@ -41,6 +41,11 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         cli_config: Some(home().join(".dstack").join("config.yml")),
         runner_exe: std::env::current_exe().ok(),
         upload_limit: args.upload_limit,
+        proxy: dstack_core::server::ProxyOptions {
+            connect_timeout: std::time::Duration::from_secs(args.service_timeout),
+            read_timeout: std::time::Duration::from_secs(args.service_timeout),
+            max_body_bytes: args.proxy_max_body,
+        },
     };
     let server = Server::bind(options)
         .await

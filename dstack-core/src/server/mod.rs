@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The largest accepted file archive, bytes (0 = no limit).
     pub(crate) upload_limit: u64,
+    /// The proxy's route table (services, replicas, tokens).
+    pub(crate) routes: crate::proxy::Routes,
 }
 
 /// Cached `runs/list` bodies and the database generation they were rendered at.
@@ -50,13 +52,37 @@ pub(crate) struct ListCache {
     pub(crate) bodies: std::collections::HashMap<String, axum::body::Bytes>,
 }
 
-/// A server ready to serve.
+/// A server ready to serve: the public listener (the proxy, which passes API requests on)
+/// and the API's internal listener on 127.0.0.1.
 #[derive(Debug)]
 pub struct Server {
     state: AppState,
-    listener: TcpListener,
+    public: std::net::TcpListener,
+    api: TcpListener,
     admin_token: String,
     first_start: bool,
+    proxy: ProxyOptions,
+}
+
+/// Proxy settings (timeouts and the body limit), with the original's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyOptions {
+    /// Connect timeout to replicas.
+    pub connect_timeout: std::time::Duration,
+    /// Read timeout between response chunks from replicas (`DSTACK_SERVICE_CLIENT_TIMEOUT`).
+    pub read_timeout: std::time::Duration,
+    /// Largest request body to services, bytes.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> ProxyOptions {
+        ProxyOptions {
+            connect_timeout: std::time::Duration::from_secs(60),
+            read_timeout: std::time::Duration::from_secs(60),
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Server {
@@ -64,9 +90,14 @@ impl Server {
     pub async fn bind(options: ServerOptions) -> Result<Server, ServerError> {
         let prepared = setup::prepare(&options).await?;
         let addr = format!("{}:{}", options.host, options.port);
-        let listener = TcpListener::bind(&addr)
-            .await
+        let public = std::net::TcpListener::bind(&addr)
             .map_err(|e| ServerError::Io(format!("cannot listen on {addr}: {e}")))?;
+        let api = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| ServerError::Io(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let api_addr = api
+            .local_addr()
+            .map_err(|e| ServerError::Io(format!("cannot read the API address: {e}")))?;
         let server = Server {
             state: AppState {
                 db: prepared.db,
@@ -78,8 +109,11 @@ impl Server {
                 tokens: Arc::default(),
                 list_cache: Arc::default(),
                 upload_limit: options.upload_limit,
+                routes: crate::proxy::Routes::new(api_addr),
             },
-            listener,
+            public,
+            api,
+            proxy: options.proxy,
             admin_token: prepared.admin_token,
             first_start: prepared.first_start,
         };
@@ -92,7 +126,7 @@ impl Server {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+        self.public
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
@@ -126,18 +160,42 @@ impl Server {
         &self.state.db
     }
 
-    /// Serves requests until `shutdown` completes, then finishes in-flight requests.
+    /// Serves requests until `shutdown` completes: the proxy on the public listener, the API
+    /// behind it, and the background processing. In-flight requests finish first.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        process::refresh_routes(&self.state).await;
         let processing = tokio::spawn(process::run_loop(self.state.clone()));
+        let config = crate::proxy::ProxyConfig {
+            listen: self.local_addr(),
+            connect_timeout: self.proxy.connect_timeout,
+            read_timeout: self.proxy.read_timeout,
+            max_body_bytes: self.proxy.max_body_bytes,
+        };
+        let proxy = tokio::spawn(crate::proxy::serve_listener(
+            self.public,
+            config,
+            self.state.routes.clone(),
+            stop_rx.clone(),
+        ));
         let app = routes::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| ServerError::Io(format!("server failed: {e}")))?;
+        let mut api_stop = stop_rx;
+        let api = axum::serve(self.api, app).with_graceful_shutdown(async move {
+            let _ = api_stop.wait_for(|stopped| *stopped).await;
+        });
+        let api = tokio::spawn(async move { api.await });
+        shutdown.await;
+        let _ = stop_tx.send(true);
         processing.abort();
-        Ok(())
+        let proxy_result = proxy.await;
+        let _ = api.await;
+        match proxy_result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::Io(format!("proxy failed: {e}"))),
+            Err(e) => Err(ServerError::Io(format!("proxy task failed: {e}"))),
+        }
     }
 }

@@ -16,9 +16,15 @@ use crate::state::{StateError, job, run};
 
 /// Runs passes until the server stops.
 pub(crate) async fn run_loop(state: AppState) {
+    let mut routes_generation = state.db.generation();
     loop {
         if let Err(e) = pass(&state).await {
             tracing::error!(error = %e, "background processing failed");
+        }
+        let generation = state.db.generation();
+        if generation != routes_generation {
+            refresh_routes(&state).await;
+            routes_generation = generation;
         }
         tokio::select! {
             () = state.wake.notified() => {},
@@ -588,4 +594,83 @@ fn unpack_code(code: &std::path::Path, target: &std::path::Path) -> Result<(), S
     } else {
         Err(format!("tar failed to unpack {}", code.display()))
     }
+}
+
+/// Rebuilds the proxy's route table from the state: services with running replicas, and the
+/// tokens with the projects they may use.
+pub(crate) async fn refresh_routes(state: &AppState) {
+    match build_routes(state).await {
+        Ok(table) => state.routes.replace(table),
+        Err(e) => tracing::error!(error = %e, "cannot rebuild the proxy routes"),
+    }
+}
+
+async fn build_routes(state: &AppState) -> Result<crate::proxy::RouteTable, StateError> {
+    use crate::proxy::{ModelRoute, Replica, RouteTable, ServiceRoute, TokenInfo};
+    let projects = state.db.projects().await?;
+    let project_name = |id: &str| projects.iter().find(|p| p.id == id).map(|p| p.name.clone());
+    let mut tokens = std::collections::HashMap::new();
+    for u in state.db.users().await? {
+        if !u.active {
+            continue;
+        }
+        let mut member_of = std::collections::HashSet::new();
+        for m in state.db.memberships(&u.id).await? {
+            if let Some(name) = project_name(&m.project_id) {
+                member_of.insert(name);
+            }
+        }
+        tokens.insert(
+            u.token.clone(),
+            TokenInfo {
+                global_admin: u.global_role == "admin",
+                projects: member_of,
+            },
+        );
+    }
+    let mut services = Vec::new();
+    for r in state.db.active_runs().await? {
+        if r.service_spec.is_none() || r.deleted {
+            continue;
+        }
+        let Some(project) = project_name(&r.project_id) else {
+            continue;
+        };
+        let run_spec: Value = serde_json::from_str(&r.run_spec).unwrap_or(Value::Null);
+        let Ok(crate::config::Configuration::Service(config)) =
+            crate::config::Configuration::from_json(&run_spec["configuration"])
+        else {
+            continue;
+        };
+        let mut replicas = Vec::new();
+        let jobs = state.db.jobs_of_run(&r.id).await?;
+        for j in jobs.iter().filter(|j| j.status == "running") {
+            let spec: Value = serde_json::from_str(&j.job_spec).unwrap_or(Value::Null);
+            if let Some(port) = spec["service_port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+            {
+                replicas.push(Replica {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                });
+            }
+        }
+        let model = config.model.as_ref().map(|m| ModelRoute {
+            name: m.name().to_string(),
+            prefix: match m {
+                crate::config::service::ModelSpec::OpenAi { prefix, .. } => prefix.clone(),
+                crate::config::service::ModelSpec::Tgi { .. } => String::new(),
+            },
+            created: r.submitted_at.timestamp(),
+        });
+        services.push(ServiceRoute {
+            project,
+            run: r.run_name.clone(),
+            auth: config.auth,
+            strip_prefix: config.strip_prefix,
+            replicas,
+            model,
+        });
+    }
+    Ok(RouteTable { services, tokens })
 }

@@ -28,6 +28,8 @@ pub struct ServerOptions {
     /// The largest accepted file archive in bytes, 0 for no limit (2 MiB by default upstream,
     /// `DSTACK_SERVER_CODE_UPLOAD_LIMIT`).
     pub upload_limit: u64,
+    /// Proxy timeouts and limits.
+    pub proxy: super::ProxyOptions,
 }
 
 /// The default upload limit: 2 MiB.
