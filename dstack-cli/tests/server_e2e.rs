@@ -16,6 +16,14 @@ struct ServerProcess {
     token: String,
 }
 
+/// A server process is killed when its handle goes away, also when a test fails midway.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl ServerProcess {
     fn start(home: &Path, token: Option<&str>) -> ServerProcess {
         ServerProcess::start_with(home, token, None)
@@ -67,9 +75,9 @@ impl ServerProcess {
         ServerProcess { child, url, token }
     }
 
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill9(self) {
+        // SIGKILL, as `kill -9`; `Drop` does exactly that.
+        drop(self);
     }
 
     fn terminate(mut self) {

@@ -8,6 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// Kills the server when the test ends, also when it fails midway.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn upstream_cli_smoke_script_passes() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -32,15 +42,17 @@ fn upstream_cli_smoke_script_passes() {
         std::process::id()
     ));
     std::fs::create_dir_all(&home).expect("home");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_dstack"))
-        .args(["server", "--host", "127.0.0.1", "--port", "0"])
-        .env("HOME", &home)
-        .env_remove("DSTACK_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_dstack"))
+            .args(["server", "--host", "127.0.0.1", "--port", "0"])
+            .env("HOME", &home)
+            .env_remove("DSTACK_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts"),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().expect("stdout")).lines();
     let (mut token, mut url) = (String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.expect("line");
@@ -60,8 +72,7 @@ fn upstream_cli_smoke_script_passes() {
         .env("DSTACK_SMOKE_WAIT_S", "60")
         .output()
         .expect("the smoke script runs");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let text = String::from_utf8_lossy(&out.stdout);
     std::fs::remove_dir_all(&home).ok();
     assert!(
