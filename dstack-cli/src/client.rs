@@ -114,25 +114,31 @@ impl Client {
         Ok(Client { project, http })
     }
 
-    /// `POST /api/...` with a JSON body; errors become one line.
-    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.project.url);
-        let resp = self
+    /// Sends `POST <server><path>` with the credentials; returns the status and the JSON body.
+    fn send(
+        &self,
+        path: &str,
+        body: impl FnOnce(reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, Value), CliError> {
+        let request = self
             .http
-            .post(&url)
+            .post(format!("{}{path}", self.project.url))
             .header("Authorization", format!("Bearer {}", self.project.token))
-            .header("X-API-VERSION", API_VERSION)
-            .json(&body)
-            .send()
-            .map_err(|e| {
-                CliError::Failed(format!(
-                    "cannot reach the server at {}: {}",
-                    self.project.url,
-                    root_cause(&e)
-                ))
-            })?;
+            .header("X-API-VERSION", API_VERSION);
+        let resp = body(request).send().map_err(|e| {
+            CliError::Failed(format!(
+                "cannot reach the server at {}: {}",
+                self.project.url,
+                root_cause(&e)
+            ))
+        })?;
         let status = resp.status().as_u16();
-        let value: Value = resp.json().unwrap_or(Value::Null);
+        Ok((status, resp.json().unwrap_or(Value::Null)))
+    }
+
+    /// Turns a non-200 answer into one line.
+    fn check(&self, path: &str, (status, value): (u16, Value)) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.project.url);
         match status {
             200 => Ok(value),
             400 => Err(CliError::Failed(server_message(&value).unwrap_or_else(
@@ -148,6 +154,12 @@ impl Client {
                 "unexpected status {status} from {url}"
             ))),
         }
+    }
+
+    /// `POST /api/...` with a JSON body; errors become one line.
+    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value, CliError> {
+        let reply = self.send(path, |r| r.json(&body))?;
+        self.check(path, reply)
     }
 
     /// Uploads a local repo's code (`POST repos/upload_code`).
@@ -168,32 +180,12 @@ impl Client {
             .ok_or_else(|| CliError::Failed("the server did not return the archive's id".into()))
     }
 
+    /// A multipart upload of `data` named by its hash, as the original's API takes files.
     fn upload(&self, path: &str, hash: &str, data: Vec<u8>) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.project.url);
         let part = reqwest::blocking::multipart::Part::bytes(data).file_name(hash.to_string());
         let form = reqwest::blocking::multipart::Form::new().part("file", part);
-        let resp = self
-            .http
-            .post(&url)
-            .header("Authorization", format!("Bearer {}", self.project.token))
-            .header("X-API-VERSION", API_VERSION)
-            .multipart(form)
-            .send()
-            .map_err(|e| {
-                CliError::Failed(format!(
-                    "cannot upload files to {}: {}",
-                    self.project.url,
-                    root_cause(&e)
-                ))
-            })?;
-        let status = resp.status().as_u16();
-        let value: Value = resp.json().unwrap_or(Value::Null);
-        if status != 200 {
-            return Err(CliError::Failed(
-                server_message(&value).unwrap_or_else(|| format!("upload failed ({status})")),
-            ));
-        }
-        Ok(value)
+        let reply = self.send(path, |r| r.multipart(form))?;
+        self.check(path, reply)
     }
 
     /// `POST /api/project/<project>/<path>`.
@@ -201,13 +193,14 @@ impl Client {
         self.post(&format!("/api/project/{}/{path}", self.project.name), body)
     }
 
-    /// The run, or `None` when it does not exist.
+    /// The run, or `None` when the server answers `resource_not_exists`.
     pub(crate) fn get_run(&self, name: &str) -> Result<Option<Value>, CliError> {
-        match self.project_post("runs/get", json!({"run_name": name})) {
-            Ok(run) => Ok(Some(run)),
-            Err(CliError::Failed(msg)) if msg.contains("not found") => Ok(None),
-            Err(e) => Err(e),
+        let path = format!("/api/project/{}/runs/get", self.project.name);
+        let (status, value) = self.send(&path, |r| r.json(&json!({"run_name": name})))?;
+        if status == 400 && value["detail"][0]["code"] == "resource_not_exists" {
+            return Ok(None);
         }
+        self.check(&path, (status, value)).map(Some)
     }
 }
 

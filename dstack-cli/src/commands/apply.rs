@@ -200,12 +200,7 @@ fn follow(client: &Client, name: &str, run: &Value) -> Result<(), CliError> {
             );
         }
     }
-    let Some(submission) = current["jobs"][0]["job_submissions"]
-        .as_array()
-        .and_then(|s| s.last())
-        .and_then(|s| s["id"].as_str())
-        .map(str::to_string)
-    else {
+    let Some(submission) = runs::latest_submission_id(&current) else {
         return Ok(());
     };
     let mut token = None;

@@ -208,17 +208,19 @@ pub(crate) fn print_logs(
     }
 }
 
+/// The id of the newest submission of the run's first job, whose logs the CLI shows.
+pub(crate) fn latest_submission_id(run: &Value) -> Option<String> {
+    run["jobs"][0]["job_submissions"].as_array()?.last()?["id"]
+        .as_str()
+        .map(str::to_string)
+}
+
 pub(crate) fn logs(args: &LogsArgs) -> Result<(), CliError> {
     let client = Client::for_project(args.project.as_deref())?;
     let run = client
         .get_run(&args.name)?
         .ok_or_else(|| CliError::Failed(format!("Run {} not found", args.name)))?;
-    let Some(submission) = run["jobs"][0]["job_submissions"]
-        .as_array()
-        .and_then(|s| s.last())
-        .and_then(|s| s["id"].as_str())
-        .map(str::to_string)
-    else {
+    let Some(submission) = latest_submission_id(&run) else {
         return Ok(());
     };
     let mut token = print_logs(&client, &args.name, &submission, None)?;

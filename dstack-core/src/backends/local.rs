@@ -143,34 +143,33 @@ pub fn parse_df_kib(text: &str) -> Option<u64> {
 }
 
 fn nvidia_gpus() -> Vec<Gpu> {
-    let Ok(out) = Command::new("nvidia-smi")
-        .args([
+    tool_output(
+        "nvidia-smi",
+        &[
             "--query-gpu=name,memory.total",
             "--format=csv,noheader,nounits",
-        ])
-        .stderr(Stdio::null())
-        .output()
-    else {
-        return Vec::new();
-    };
-    if !out.status.success() {
-        return Vec::new();
-    }
-    parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
+        ],
+    )
+    .map(|text| parse_nvidia_smi(&text))
+    .unwrap_or_default()
 }
 
 fn amd_gpus() -> Vec<Gpu> {
-    let Ok(out) = Command::new("amd-smi")
-        .args(["static", "--asic", "--vram", "--csv"])
+    tool_output("amd-smi", &["static", "--asic", "--vram", "--csv"])
+        .map(|text| parse_amd_smi_csv(&text))
+        .unwrap_or_default()
+}
+
+/// Stdout of a vendor tool, or `None` when it is missing or fails.
+fn tool_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
         .stderr(Stdio::null())
         .output()
-    else {
-        return Vec::new();
-    };
-    if !out.status.success() {
-        return Vec::new();
-    }
-    parse_amd_smi_csv(&String::from_utf8_lossy(&out.stdout))
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Parses `amd-smi static --asic --vram --csv`: a header row naming `market_name` and

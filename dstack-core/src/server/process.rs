@@ -499,19 +499,14 @@ async fn maybe_retry(
         if (now - since).num_seconds() > duration {
             continue;
         }
-        let next = job::Model {
-            id: uuid::Uuid::new_v4().to_string(),
-            submission_num: j.submission_num + 1,
-            status: "submitted".into(),
-            termination_reason: None,
-            termination_reason_message: None,
-            exit_status: None,
-            submitted_at: now,
-            last_processed_at: now,
-            finished_at: None,
-            runtime: None,
-            ..j.clone()
-        };
+        let next = job::Model::submitted(
+            j.run_id.clone(),
+            j.replica_num,
+            j.job_num,
+            j.submission_num + 1,
+            j.job_spec.clone(),
+            now,
+        );
         *j = state.db.insert_job(next).await?;
     }
     Ok(())

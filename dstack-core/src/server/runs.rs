@@ -701,22 +701,14 @@ pub(super) async fn apply(
         spec["repo_dir"] = json!(repo_path.clone());
         state
             .db
-            .insert_job(job::Model {
-                id: uuid::Uuid::new_v4().to_string(),
-                run_id: r.id.clone(),
-                replica_num: replica,
+            .insert_job(job::Model::submitted(
+                r.id.clone(),
+                replica,
                 job_num,
-                submission_num: 0,
-                job_spec: spec.to_string(),
-                status: "submitted".into(),
-                termination_reason: None,
-                termination_reason_message: None,
-                exit_status: None,
-                submitted_at: now,
-                last_processed_at: now,
-                finished_at: None,
-                runtime: None,
-            })
+                0,
+                spec.to_string(),
+                now,
+            ))
             .await?;
     }
     state.wake.notify_one();

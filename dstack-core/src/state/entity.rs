@@ -125,6 +125,35 @@ pub mod job {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl Model {
+        /// A fresh submission of one job of a run, waiting for the scheduler.
+        pub fn submitted(
+            run_id: String,
+            replica_num: i64,
+            job_num: i64,
+            submission_num: i64,
+            job_spec: String,
+            now: ChronoDateTimeUtc,
+        ) -> Self {
+            Self {
+                id: uuid::Uuid::new_v4().to_string(),
+                run_id,
+                replica_num,
+                job_num,
+                submission_num,
+                job_spec,
+                status: "submitted".into(),
+                termination_reason: None,
+                termination_reason_message: None,
+                exit_status: None,
+                submitted_at: now,
+                last_processed_at: now,
+                finished_at: None,
+                runtime: None,
+            }
+        }
+    }
 }
 
 /// `secrets`: values `${{ secrets.NAME }}` refers to.
