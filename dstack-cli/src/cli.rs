@@ -86,6 +86,9 @@ pub(crate) struct ServerArgs {
     /// Largest request body the proxy passes to services, bytes.
     #[arg(long, env = "DSTACK_SERVER_PROXY_MAX_BODY", default_value_t = 64 * 1024 * 1024)]
     pub(crate) proxy_max_body: u64,
+    /// Proxy threads, each serving its own connections; 0 for one per CPU.
+    #[arg(long, env = "DSTACK_SERVER_PROXY_THREADS", default_value_t = 0)]
+    pub(crate) proxy_threads: usize,
     /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
     #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,

@@ -259,6 +259,7 @@ impl Proxy {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(2),
             max_body_bytes: MAX_BODY,
+            threads: 2,
         };
         let task = tokio::spawn(serve_listener(
             listener,

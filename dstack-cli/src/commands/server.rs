@@ -45,6 +45,7 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
             connect_timeout: std::time::Duration::from_secs(args.service_timeout),
             read_timeout: std::time::Duration::from_secs(args.service_timeout),
             max_body_bytes: args.proxy_max_body,
+            threads: args.proxy_threads,
         },
     };
     let server = Server::bind(options)

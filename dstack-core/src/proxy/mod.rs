@@ -14,8 +14,10 @@
 //! The route table is replaced atomically with [`Routes::replace`]; the request path only
 //! loads the current table (an [`ArcSwap`]) and never takes a lock.
 //!
-//! The proxy runs on the caller's tokio runtime: [`serve`] (or [`serve_listener`]) drives the
-//! Pingora service until the shutdown watch turns `true`.
+//! The proxy runs on its own threads, each with a single-threaded tokio runtime that accepts on
+//! the shared listening socket and keeps its connections (no work stealing, no cross-thread
+//! wake-ups on the request path). [`serve`] (or [`serve_listener`]) drives them until the
+//! shutdown watch turns `true`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -125,6 +127,8 @@ pub struct ProxyConfig {
     pub read_timeout: Duration,
     /// Largest accepted request body for service and model requests.
     pub max_body_bytes: u64,
+    /// Proxy threads, each with its own single-threaded runtime (at least 1).
+    pub threads: usize,
 }
 
 /// Counters of one service that survive table replacements.
@@ -277,27 +281,80 @@ pub async fn serve_listener(
         return Ok(());
     }
 
-    // Hand the bound socket to Pingora through its listen-fd table (the mechanism used for
-    // graceful upgrades): Pingora adopts an fd registered under the same address string.
-    type FdsMutex = <ListenFds as std::ops::Deref>::Target;
-    let addr_str = addr.to_string();
-    let fds: ListenFds = Arc::new(FdsMutex::new(Fds::new()));
-    fds.lock().add(addr_str.clone(), listener.into_raw_fd());
+    let threads = config.threads.max(1);
+    // Every worker accepts on its own handle of the same socket; the kernel hands each new
+    // connection to one of them, and the connection stays on that worker's thread.
+    let mut listeners = Vec::with_capacity(threads);
+    for _ in 1..threads {
+        listeners.push(listener.try_clone().map_err(listen_err(addr))?);
+    }
+    listeners.push(listener);
+    let mut workers = Vec::with_capacity(threads);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let worker = Worker {
+            listener,
+            addr,
+            app: DstackProxy {
+                routes: routes.clone(),
+                connect_timeout: config.connect_timeout,
+                read_timeout: config.read_timeout,
+                max_body_bytes: config.max_body_bytes,
+            },
+            shutdown: shutdown.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("dstack-proxy-{index}"))
+            .spawn(move || {
+                let _ = done_tx.send(worker.run());
+            })
+            .map_err(|e| ProxyError::Service(format!("cannot start a proxy thread: {e}")))?;
+        workers.push(done_rx);
+    }
+    let mut result = Ok(());
+    for done in workers {
+        let outcome = done
+            .await
+            .unwrap_or_else(|_| Err(ProxyError::Service("a proxy thread panicked".into())));
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    result
+}
 
-    let server_conf = Arc::new(ServerConf::default());
-    let app = DstackProxy {
-        routes,
-        connect_timeout: config.connect_timeout,
-        read_timeout: config.read_timeout,
-        max_body_bytes: config.max_body_bytes,
-    };
-    let mut service = http_proxy_service(&server_conf, app);
-    service.add_tcp(&addr_str);
+/// One proxy thread: a single-threaded runtime running a Pingora service on one handle of the
+/// listening socket.
+struct Worker {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    app: DstackProxy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
 
-    let task = tokio::spawn(async move {
-        pingora::services::Service::start_service(&mut service, Some(fds), shutdown, 1).await;
-    });
-    task.await.map_err(|e| ProxyError::Service(e.to_string()))
+impl Worker {
+    /// Serves until the shutdown watch turns `true`.
+    fn run(self) -> Result<(), ProxyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ProxyError::Service(format!("cannot start the proxy runtime: {e}")))?;
+        // Hand the bound socket to Pingora through its listen-fd table (the mechanism used for
+        // graceful upgrades): Pingora adopts an fd registered under the same address string.
+        type FdsMutex = <ListenFds as std::ops::Deref>::Target;
+        let addr_str = self.addr.to_string();
+        let fds: ListenFds = Arc::new(FdsMutex::new(Fds::new()));
+        fds.lock()
+            .add(addr_str.clone(), self.listener.into_raw_fd());
+        let server_conf = Arc::new(ServerConf::default());
+        let mut service = http_proxy_service(&server_conf, self.app);
+        service.add_tcp(&addr_str);
+        let shutdown = self.shutdown;
+        runtime.block_on(async move {
+            pingora::services::Service::start_service(&mut service, Some(fds), shutdown, 1).await;
+        });
+        Ok(())
+    }
 }
 
 /// What a request resolved to.

@@ -73,6 +73,8 @@ pub struct ProxyOptions {
     pub read_timeout: std::time::Duration,
     /// Largest request body to services, bytes.
     pub max_body_bytes: u64,
+    /// Proxy threads; 0 for one per available CPU.
+    pub threads: usize,
 }
 
 impl Default for ProxyOptions {
@@ -81,6 +83,7 @@ impl Default for ProxyOptions {
             connect_timeout: std::time::Duration::from_secs(60),
             read_timeout: std::time::Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
+            threads: 0,
         }
     }
 }
@@ -174,6 +177,10 @@ impl Server {
             connect_timeout: self.proxy.connect_timeout,
             read_timeout: self.proxy.read_timeout,
             max_body_bytes: self.proxy.max_body_bytes,
+            threads: match self.proxy.threads {
+                0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                n => n,
+            },
         };
         let proxy = tokio::spawn(crate::proxy::serve_listener(
             self.public,
