@@ -324,12 +324,21 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
+                    // dstack patch (cloudflare/pingora#946): the end of the upgrade request's
+                    // own body is a plain `Body` task queued before the 101. When the 101 is
+                    // read first, that end must not be taken for the end of the tunnel.
+                    let pre_upgrade_body = matches!(body, Some(HttpTask::Body(..)));
                     match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
                             if request_done && client_session.was_upgraded() {
-                                response_done = true;
+                                if pre_upgrade_body {
+                                    // keep reading the upgraded body from downstream
+                                    request_done = false;
+                                } else {
+                                    response_done = true;
+                                }
                             }
                         },
                         Err(e) => {
