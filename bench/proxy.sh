@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Proxy benchmark, measured in one run on 127.0.0.1 with wrk (2 threads, 64 connections, 10 s):
+# Proxy benchmark, measured in one run on 127.0.0.1 with wrk (2 threads, 64 connections, 10 s),
+# ROUNDS rounds (default 3) with the targets interleaved; medians are compared:
 #   1. the backend directly: nginx (one worker) returning a short body, run as a dstack service on
 #      the local fleet;
 #   2. nginx as a reverse proxy to it (keepalive upstream), with 1 worker and with `auto`;
@@ -98,10 +99,28 @@ run_wrk() {
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v * 1000 } }'; }
 
-DIRECT=$(run_wrk direct "http://127.0.0.1:$BACKEND_PORT/"); echo "$DIRECT"
-N1=$(run_wrk nginx-1-worker "http://127.0.0.1:$NGINX1_PORT/"); echo "$N1"
-NA=$(run_wrk nginx-auto "http://127.0.0.1:$NGINXA_PORT/"); echo "$NA"
-OURS=$(run_wrk ours "$URL" -H "Authorization: Bearer $TOKEN"); echo "$OURS"
+# Several rounds, the targets interleaved in each, so that a slow spell of this shared machine
+# hits them alike; the median of each target is compared.
+ROUNDS="${ROUNDS:-3}"
+: >"$WORK/results"
+for round in $(seq "$ROUNDS"); do
+    for target in direct nginx-1-worker nginx-auto ours; do
+        case "$target" in
+            direct) line=$(run_wrk direct "http://127.0.0.1:$BACKEND_PORT/") ;;
+            nginx-1-worker) line=$(run_wrk nginx-1-worker "http://127.0.0.1:$NGINX1_PORT/") ;;
+            nginx-auto) line=$(run_wrk nginx-auto "http://127.0.0.1:$NGINXA_PORT/") ;;
+            ours) line=$(run_wrk ours "$URL" -H "Authorization: Bearer $TOKEN") ;;
+        esac
+        echo "round $round: $line"
+        echo "$line" >>"$WORK/results"
+    done
+done
+# The median requests/s of a target over the rounds, with the p99 of that same run.
+median_of() {
+    grep "^$1 " "$WORK/results" | sort -t= -k2 -g | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'
+}
+DIRECT=$(median_of direct); N1=$(median_of nginx-1-worker); NA=$(median_of nginx-auto); OURS=$(median_of ours)
+echo "medians over $ROUNDS rounds:"; printf '  %s\n' "$DIRECT" "$N1" "$NA" "$OURS"
 
 field() { echo "$1" | sed -n "s/.*$2=\([^ ]*\).*/\1/p"; }
 best_nginx="$N1"
