@@ -604,30 +604,50 @@ async fn build_routes(state: &AppState) -> Result<crate::proxy::RouteTable, Stat
     use crate::proxy::{ModelRoute, Replica, RouteTable, ServiceRoute, TokenInfo};
     let projects = state.db.projects().await?;
     let project_name = |id: &str| projects.iter().find(|p| p.id == id).map(|p| p.name.clone());
+    // One query per table, whatever the number of users and runs.
+    let mut member_of: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
+    for m in state.db.all_memberships().await? {
+        if let Some(name) = project_name(&m.project_id) {
+            member_of.entry(m.user_id).or_default().insert(name);
+        }
+    }
     let mut tokens = std::collections::HashMap::new();
     for u in state.db.users().await? {
         if !u.active {
             continue;
         }
-        let mut member_of = std::collections::HashSet::new();
-        for m in state.db.memberships(&u.id).await? {
-            if let Some(name) = project_name(&m.project_id) {
-                member_of.insert(name);
-            }
-        }
         tokens.insert(
             u.token.clone(),
             TokenInfo {
                 global_admin: u.global_role == "admin",
-                projects: member_of,
+                projects: member_of.remove(&u.id).unwrap_or_default(),
             },
         );
     }
-    let mut services = Vec::new();
-    for r in state.db.active_runs().await? {
-        if r.service_spec.is_none() || r.deleted {
+    let runs: Vec<_> = state
+        .db
+        .active_runs()
+        .await?
+        .into_iter()
+        .filter(|r| r.service_spec.is_some() && !r.deleted)
+        .collect();
+    let run_ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let mut ports: std::collections::HashMap<String, Vec<u16>> = std::collections::HashMap::new();
+    for j in state.db.jobs_of_runs(&run_ids).await? {
+        if j.status != "running" {
             continue;
         }
+        let spec: Value = serde_json::from_str(&j.job_spec).unwrap_or(Value::Null);
+        if let Some(port) = spec["service_port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+        {
+            ports.entry(j.run_id).or_default().push(port);
+        }
+    }
+    let mut services = Vec::new();
+    for r in runs {
         let Some(project) = project_name(&r.project_id) else {
             continue;
         };
@@ -637,19 +657,14 @@ async fn build_routes(state: &AppState) -> Result<crate::proxy::RouteTable, Stat
         else {
             continue;
         };
-        let mut replicas = Vec::new();
-        let jobs = state.db.jobs_of_run(&r.id).await?;
-        for j in jobs.iter().filter(|j| j.status == "running") {
-            let spec: Value = serde_json::from_str(&j.job_spec).unwrap_or(Value::Null);
-            if let Some(port) = spec["service_port"]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-            {
-                replicas.push(Replica {
-                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                });
-            }
-        }
+        let replicas = ports
+            .remove(&r.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|port| Replica {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            })
+            .collect();
         let model = config.model.as_ref().map(|m| ModelRoute {
             name: m.name().to_string(),
             prefix: match m {

@@ -371,6 +371,11 @@ impl Db {
             .await?)
     }
 
+    /// Every membership of every user, for building lookups in one query.
+    pub async fn all_memberships(&self) -> Result<Vec<member::Model>> {
+        Ok(member::Entity::find().all(&self.conn).await?)
+    }
+
     /// Job submissions that hold resources (provisioning, running or terminating).
     pub async fn active_jobs(&self) -> Result<Vec<job::Model>> {
         Ok(job::Entity::find()
