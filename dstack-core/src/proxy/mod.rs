@@ -542,13 +542,7 @@ impl DstackProxy {
     }
 
     fn content_length_too_large(&self, session: &Session) -> bool {
-        session
-            .req_header()
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|len| len > self.max_body_bytes)
+        content_length(session.req_header()).is_some_and(|len| len > self.max_body_bytes)
     }
 }
 
@@ -744,12 +738,8 @@ async fn read_model_body(
     session: &mut Session,
     max: u64,
 ) -> pingora::Result<Result<Bytes, BodyRejected>> {
-    let content_length = session
-        .req_header()
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
+    let content_length =
+        content_length(session.req_header()).map(|len| usize::try_from(len).unwrap_or(usize::MAX));
     if content_length.is_none() {
         session.as_downstream_mut().enable_retry_buffering();
     }
@@ -772,6 +762,14 @@ async fn read_model_body(
         return Ok(Err(BodyRejected::NotReplayable));
     }
     Ok(Ok(buf.freeze()))
+}
+
+/// The request's `Content-Length`, if present and a number.
+fn content_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 fn bearer_token(req: &RequestHeader) -> Option<&str> {
