@@ -14,6 +14,7 @@
 //! ```
 
 pub mod config;
+pub mod lifecycle;
 pub mod offers;
 pub mod resources;
 pub mod schedule;
