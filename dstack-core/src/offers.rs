@@ -88,30 +88,30 @@ fn mismatch(what: &'static str, has: impl ToString, wants: impl ToString) -> Mis
 
 /// Checks an offer against requirements; `Err` says which rule failed first.
 pub fn check_offer(offer: &Offer, req: &Requirements) -> Result<(), Mismatch> {
-    if let Some(max) = req.max_price {
-        if offer.price > max {
-            return Err(Mismatch::Price {
-                price: offer.price,
-                max,
-            });
-        }
+    if let Some(max) = req.max_price
+        && offer.price > max
+    {
+        return Err(Mismatch::Price {
+            price: offer.price,
+            max,
+        });
     }
-    if let Some(spot) = req.spot {
-        if spot != offer.spot {
-            return Err(Mismatch::Spot {
-                offer_spot: offer.spot,
-            });
-        }
+    if let Some(spot) = req.spot
+        && spot != offer.spot
+    {
+        return Err(Mismatch::Spot {
+            offer_spot: offer.spot,
+        });
     }
     let r = &req.resources;
-    if let Some(arch) = r.cpu.arch {
-        if arch != offer.cpu_arch {
-            return Err(mismatch(
-                "cpu architecture",
-                offer.cpu_arch.as_str(),
-                arch.as_str(),
-            ));
-        }
+    if let Some(arch) = r.cpu.arch
+        && arch != offer.cpu_arch
+    {
+        return Err(mismatch(
+            "cpu architecture",
+            offer.cpu_arch.as_str(),
+            arch.as_str(),
+        ));
     }
     if !r.cpu.count.contains(i64::from(offer.cpus)) {
         return Err(mismatch("cpu", offer.cpus, r.cpu.count));
@@ -122,10 +122,10 @@ pub fn check_offer(offer: &Offer, req: &Requirements) -> Result<(), Mismatch> {
     let default_gpu = GpuSpec::any_count_from(0);
     let gpu = r.gpu.as_ref().unwrap_or(&default_gpu);
     check_gpus(offer, gpu)?;
-    if let (Some(disk), Some(size)) = (&r.disk, offer.disk_gib) {
-        if !disk.size.contains(Memory(size)) {
-            return Err(mismatch("disk", Memory(size), disk.size));
-        }
+    if let (Some(disk), Some(size)) = (&r.disk, offer.disk_gib)
+        && !disk.size.contains(Memory(size))
+    {
+        return Err(mismatch("disk", Memory(size), disk.size));
     }
     Ok(())
 }
@@ -141,11 +141,11 @@ fn check_gpus(offer: &Offer, spec: &GpuSpec) -> Result<(), Mismatch> {
         return Ok(());
     }
     let first = offer.gpus.first();
-    if let Some(vendor) = spec.vendor {
-        if first.map(|g| g.vendor) != Some(vendor) {
-            let has = first.map_or("no GPU", |g| g.vendor.as_str());
-            return Err(mismatch("gpu vendor", has, vendor.as_str()));
-        }
+    if let Some(vendor) = spec.vendor
+        && first.map(|g| g.vendor) != Some(vendor)
+    {
+        let has = first.map_or("no GPU", |g| g.vendor.as_str());
+        return Err(mismatch("gpu vendor", has, vendor.as_str()));
     }
     if !spec.count.contains(count) {
         return Err(mismatch("gpu count", count, spec.count));
@@ -173,10 +173,10 @@ fn check_gpus(offer: &Offer, spec: &GpuSpec) -> Result<(), Mismatch> {
         }
     }
     let per_gpu = first.map_or(0.0, |g| g.memory_gib);
-    if let Some(memory) = &spec.memory {
-        if !memory.contains(Memory(per_gpu)) {
-            return Err(mismatch("gpu memory", Memory(per_gpu), memory));
-        }
+    if let Some(memory) = &spec.memory
+        && !memory.contains(Memory(per_gpu))
+    {
+        return Err(mismatch("gpu memory", Memory(per_gpu), memory));
     }
     if let Some(total) = &spec.total_memory {
         let sum = per_gpu * count as f64;
@@ -193,15 +193,15 @@ pub fn gpu_matches_spec(gpu: &Gpu, spec: &GpuSpec) -> bool {
     if spec.vendor.is_some_and(|v| v != gpu.vendor) {
         return false;
     }
-    if let Some(names) = &spec.name {
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(&gpu.name)) {
-            return false;
-        }
+    if let Some(names) = &spec.name
+        && !names.iter().any(|n| n.eq_ignore_ascii_case(&gpu.name))
+    {
+        return false;
     }
-    if let Some(memory) = &spec.memory {
-        if !memory.contains(Memory(gpu.memory_gib)) {
-            return false;
-        }
+    if let Some(memory) = &spec.memory
+        && !memory.contains(Memory(gpu.memory_gib))
+    {
+        return false;
     }
     if let Some(cc) = spec.compute_capability {
         if gpu.vendor != Vendor::Nvidia {

@@ -256,10 +256,10 @@ pub fn validate_run_spec(
     config: &mut Configuration,
     profile: Option<&ProfileParams>,
 ) -> Result<()> {
-    if let Some(name) = run_name {
-        if !is_valid_resource_name(name) {
-            return fail("Resource name should match regex '^[a-z][a-z0-9-]{1,40}$'");
-        }
+    if let Some(name) = run_name
+        && !is_valid_resource_name(name)
+    {
+        return fail("Resource name should match regex '^[a-z][a-z0-9-]{1,40}$'");
     }
     let Some(common) = config.run_common() else {
         return Ok(());
@@ -283,12 +283,12 @@ pub fn validate_run_spec(
             return fail(format!("Invalid volume mount path: {path}"));
         }
     }
-    if let Some(policy) = &own.utilization_policy {
-        if policy.time_window > METRICS_TTL_SECONDS {
-            return fail(format!(
-                "utilization_policy.time_window cannot be longer than {METRICS_TTL_SECONDS}s"
-            ));
-        }
+    if let Some(policy) = &own.utilization_policy
+        && policy.time_window > METRICS_TTL_SECONDS
+    {
+        return fail(format!(
+            "utilization_policy.time_window cannot be longer than {METRICS_TTL_SECONDS}s"
+        ));
     }
     for (_, value) in &common.env.0 {
         if value

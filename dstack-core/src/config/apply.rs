@@ -106,10 +106,10 @@ pub fn apply(
         common.env.set(&key, value);
     }
     resolve_env(&mut common.env, environ)?;
-    if let Some(dir) = &common.working_dir {
-        if !dir.starts_with('/') {
-            return Err(ApplyError::Invalid("working_dir must be absolute".into()));
-        }
+    if let Some(dir) = &common.working_dir
+        && !dir.starts_with('/')
+    {
+        return Err(ApplyError::Invalid("working_dir must be absolute".into()));
     }
     let env = common.env.clone();
     let env_lookup = move |ns: &str, name: &str| -> Option<String> {

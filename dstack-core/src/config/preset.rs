@@ -267,12 +267,12 @@ impl PresetConfiguration {
         };
         let (input_tokens, shared) = (input_tokens?, shared?);
         let dataset = dataset?;
-        if let Some(s) = shared {
-            if s >= input_tokens {
-                return Err(cx.at("shared_prefix_tokens", |cx| {
-                    cx.error(n, "`shared_prefix_tokens` must be less than `input_tokens`")
-                }));
-            }
+        if let Some(s) = shared
+            && s >= input_tokens
+        {
+            return Err(cx.at("shared_prefix_tokens", |cx| {
+                cx.error(n, "`shared_prefix_tokens` must be less than `input_tokens`")
+            }));
         }
         if dataset != "random" {
             for key in ["input_tokens", "output_tokens", "shared_prefix_tokens"] {

@@ -146,11 +146,10 @@ fn check_string(cx: &mut Cx, n: &Node, s: &str, scope: Scope, path: &[&str]) {
         )
     };
     let mut help = format!("`{place}` accepts {}", scope.available());
-    if scope == Scope::Commands {
-        if let Some(var) = bad.iter().find_map(|b| b.strip_prefix("env.")) {
-            help =
-                format!("use `${var}`: variables from `env` are in the job's environment; {help}");
-        }
+    if scope == Scope::Commands
+        && let Some(var) = bad.iter().find_map(|b| b.strip_prefix("env."))
+    {
+        help = format!("use `${var}`: variables from `env` are in the job's environment; {help}");
     }
     if scope == Scope::None {
         help = "references are interpolated only in `commands`, `env` values, `registry_auth`, probes, volume names and a gateway's `domain`; write `$${{` for a literal `${{`".into();

@@ -485,10 +485,10 @@ fn pin_type(mut schema: Schema, kind: &str) -> Schema {
         let required = obj
             .entry("required")
             .or_insert_with(|| serde_json::json!([]));
-        if let Some(list) = required.as_array_mut() {
-            if !list.iter().any(|v| v == "type") {
-                list.insert(0, serde_json::json!("type"));
-            }
+        if let Some(list) = required.as_array_mut()
+            && !list.iter().any(|v| v == "type")
+        {
+            list.insert(0, serde_json::json!("type"));
         }
     }
     schema

@@ -173,10 +173,11 @@ fn normalize_nvidia(name: &str) -> String {
 fn normalize_amd(name: &str) -> String {
     for token in name.split([' ', '-', '(', ')']) {
         let upper = token.to_ascii_uppercase();
-        if let Some(rest) = upper.strip_prefix("MI") {
-            if rest.len() >= 3 && rest[..3].bytes().all(|b| b.is_ascii_digit()) {
-                return upper;
-            }
+        if let Some(rest) = upper.strip_prefix("MI")
+            && rest.len() >= 3
+            && rest[..3].bytes().all(|b| b.is_ascii_digit())
+        {
+            return upper;
         }
     }
     name.to_string()

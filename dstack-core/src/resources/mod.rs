@@ -488,10 +488,10 @@ impl fmt::Display for GpuSpec {
     /// The compact form: `A100:80GB:2`, `nvidia:24GB..:1..2`, `0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
-        if let Some(vendor) = self.vendor {
-            if self.name.is_none() || vendor != Vendor::Nvidia {
-                parts.push(vendor.as_str().to_string());
-            }
+        if let Some(vendor) = self.vendor
+            && (self.name.is_none() || vendor != Vendor::Nvidia)
+        {
+            parts.push(vendor.as_str().to_string());
         }
         if let Some(names) = &self.name {
             parts.push(names.join(","));
