@@ -64,15 +64,19 @@ impl Serialize for OffableDuration {
     }
 }
 
+/// `Some(true)` for `off`/`false`, `Some(false)` for `true` and `null` (both mean "unset, use
+/// the default"), `None` for anything that must be read as a duration.
 fn is_off(n: &Node) -> Option<bool> {
     match &n.value {
+        Value::Null => Some(false),
         Value::Bool(b) => Some(!b),
         Value::Str(s) if s == "off" => Some(true),
         _ => None,
     }
 }
 
-/// `max_duration` / `stop_duration`: `off`/`false` → off, `true` → unset, negatives rejected.
+/// `max_duration` / `stop_duration`: `off`/`false` → off, `true`/`null` → unset (`None`),
+/// negatives rejected.
 pub fn offable_duration(cx: &mut Cx, n: &Node) -> D<Option<OffableDuration>> {
     match is_off(n) {
         Some(true) => Ok(Some(OffableDuration::Off)),
@@ -87,8 +91,8 @@ pub fn offable_duration(cx: &mut Cx, n: &Node) -> D<Option<OffableDuration>> {
     }
 }
 
-/// `idle_duration` / `auto_cleanup_duration`: `off`/`false` → -1, `true` → unset; negatives
-/// are kept (they all mean off).
+/// `idle_duration` / `auto_cleanup_duration`: `off`/`false` → -1, `true`/`null` → unset
+/// (`None`); negatives are kept as given (they all mean off).
 pub fn idle_duration(cx: &mut Cx, n: &Node) -> D<Option<i64>> {
     match is_off(n) {
         Some(true) => Ok(Some(-1)),
@@ -97,7 +101,7 @@ pub fn idle_duration(cx: &mut Cx, n: &Node) -> D<Option<i64>> {
     }
 }
 
-/// `inactivity_duration`: `off`, `false` and `true` all mean unset; negatives rejected.
+/// `inactivity_duration`: `off`, `false`, `true` and `null` all mean unset; negatives rejected.
 pub fn inactivity_duration(cx: &mut Cx, n: &Node) -> D<Option<i64>> {
     match is_off(n) {
         Some(_) => Ok(None),

@@ -1,0 +1,70 @@
+//! Classes of behaviour where dstack-core once disagreed with the original, each pinned by
+//! several cases in the shared vector format and run with the conformance runner. Every
+//! expectation was read off the original's code at the commit the shared vectors name
+//! (`dstackai/dstack` 511c318c8); the function each group follows is in its `source`.
+
+#[path = "../examples/conformance/runner.rs"]
+mod runner;
+
+/// Runs vector groups (the `groups:` list of a vector file) and fails with every mismatch.
+fn check(groups: &str) {
+    let text = format!("\"format\": \"dstack-config-vectors/1\"\n\"groups\":\n{groups}");
+    let report = runner::run(&text).expect("the vectors load");
+    assert!(
+        report.failures.is_empty(),
+        "{} failed:\n{}",
+        report.failures.len(),
+        report.failures.join("\n")
+    );
+    assert!(report.passed > 0, "no case ran");
+}
+
+#[test]
+fn unset_and_off_durations() {
+    check(
+        r#"
+- id: idle-duration
+  kind: idle_duration
+  source: core/models/duration.py::parse_idle_duration
+  cases:
+  - {id: unspecified, input: null, expect: null}
+  - {id: true-means-default, input: true, expect: null}
+  - {id: off-string, input: "off", expect: -1}
+  - {id: false-means-off, input: false, expect: -1}
+  - {id: minus-one-string, input: "-1", expect: -1}
+  - {id: other-negative, input: -300, expect: -300}
+  - {id: float-minus-one, input: -1.0, expect: -1}
+  - {id: shorthand, input: "5m", expect: 300}
+  - {id: zero, input: 0, expect: 0}
+  - {id: unit-before-amount, input: "h2", error: "Cannot parse the duration h2"}
+- id: offable-duration
+  kind: offable_duration
+  source: core/models/duration.py::parse_off_duration
+  cases:
+  - {id: unspecified, input: null, expect: null}
+  - {id: true-means-default, input: true, expect: null}
+  - {id: off-string, input: "off", expect: "off"}
+  - {id: false-means-off, input: false, expect: "off"}
+  - {id: zero-is-not-off, input: 0, expect: 0}
+  - {id: float-truncates, input: 1.9, expect: 1}
+  - {id: minus-one-string, input: "-1", error: "Duration cannot be negative"}
+  - {id: minus-one, input: -1, error: "Duration cannot be negative"}
+- id: durations-in-configurations
+  kind: configuration
+  source: core/models/profiles.py::ProfileParams, fleets.py, volumes.py
+  cases:
+  - input: {type: task, commands: [x], idle_duration: null, max_duration: null, stop_duration: null}
+    expect_subset: {idle_duration: null, max_duration: null, stop_duration: null}
+  - input: {type: task, commands: [x], idle_duration: "off", max_duration: "off"}
+    expect_subset: {idle_duration: -1, max_duration: "off"}
+  - input: {type: fleet, nodes: 1, idle_duration: -60}
+    expect_subset: {idle_duration: -60}
+  - input: {type: dev-environment, inactivity_duration: "off"}
+    expect_subset: {inactivity_duration: null}
+  - input: {type: dev-environment, inactivity_duration: null}
+    expect_subset: {inactivity_duration: null}
+  - input: {type: volume, backend: aws, region: us-east-1, size: 10, auto_cleanup_duration: "off"}
+    expect_subset: {auto_cleanup_duration: -1}
+"#,
+    );
+}
