@@ -68,3 +68,57 @@ fn unset_and_off_durations() {
 "#,
     );
 }
+
+#[test]
+fn reversed_ranges() {
+    check(
+        r#"
+- id: range-order
+  kind: range_int
+  source: core/models/resources.py::Range._post_validate
+  cases:
+  - {input: "8..2", error: "Invalid range order: 8..2"}
+  - {input: {min: 5, max: 1}, error: "Invalid range order: 5..1"}
+  - {input: "..", error: "Invalid empty range: .."}
+- id: memory-range-order
+  kind: range_memory
+  source: core/models/resources.py::Range._post_validate and Memory.__repr__ (format 'g' + GB)
+  cases:
+  - {input: "16GB..8GB", error: "Invalid range order: 16GB..8GB"}
+  - {input: "1024MB..512MB", error: "Invalid range order: 1GB..0.5GB"}
+  - {input: "100MB..10MB", error: "Invalid range order: 0.0976562GB..0.00976562GB"}
+  - {input: "1.5TB..8", error: "Invalid range order: 1536GB..8GB"}
+  - {input: "2000000..1", error: "Invalid range order: 2e+06GB..1GB"}
+  - {input: {min: 1.2345678, max: 1}, error: "Invalid range order: 1.23457GB..1GB"}
+- id: resources-range-order
+  kind: configuration
+  source: core/models/resources.py::CPUSpec.parse, GPUSpec.parse, DiskSpec
+  cases:
+  - input: {type: task, commands: [x], resources: {cpu: "8..2"}}
+    error: "Invalid range order: 8..2"
+  - input: {type: task, commands: [x], resources: {cpu: "arm:8..2"}}
+    error: "Invalid range order: 8..2"
+  - input: {type: task, commands: [x], resources: {memory: "64GB..32GB"}}
+    error: "Invalid range order: 64GB..32GB"
+  - input: {type: task, commands: [x], resources: {gpu: "A100:80GB..40GB"}}
+    error: "Invalid range order: 80GB..40GB"
+  - input: {type: task, commands: [x], resources: {gpu: "4..2"}}
+    error: "Invalid range order: 4..2"
+  - input: {type: task, commands: [x], resources: {disk: "200GB..100GB"}}
+    error: "Invalid range order: 200GB..100GB"
+  - input: {type: service, port: 80, commands: [x], replicas: "4..2", scaling: {metric: rps, target: 1}}
+    error: "Invalid range order: 4..2"
+- id: fleet-nodes-order
+  kind: fleet_nodes
+  source: core/models/fleets.py::parse_nodes and FleetNodesSpec._post_validate_ranges
+  cases:
+  - {input: "4..2", error: "max must not be less than min"}
+  - {input: {min: 3, max: 1}, error: "max must not be less than min"}
+  - {input: {min: 1, target: 3, max: 2}, error: "max must not be less than target"}
+  - {input: {min: 2, target: 1}, error: "target must not be be less than min"}
+  - {input: "..", expect: {min: 0, target: 0, max: null}}
+  - {input: "1..2..3", error: "too many values to unpack"}
+  - {input: "-1..2", error: "min cannot be negative"}
+"#,
+    );
+}

@@ -69,9 +69,37 @@ pub fn fleet_nodes(cx: &mut Cx, n: &Node) -> D<FleetNodes> {
             ok?;
             (min?, target?, max?)
         }
+        // As the original's `parse_nodes`: `"a..b"` becomes `{min: a, max: b}` (an empty side
+        // is unset), any other string or number `{min: v, max: v}`; the bounds are then checked
+        // by the rules below, not by the range type (`4..2` → `max must not be less than min`).
+        Value::Str(s) if s.contains("..") => {
+            let compact: String = s.chars().filter(|c| *c != ' ').collect();
+            let parts: Vec<&str> = compact.split("..").collect();
+            let &[lo, hi] = parts.as_slice() else {
+                return Err(cx.error(n, "too many values to unpack (expected 2)"));
+            };
+            let bound = |cx: &mut Cx, key: &str, text: &str| -> D<Option<i64>> {
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                let node = Node {
+                    value: Value::Str(text.to_string()),
+                    mark: n.mark,
+                };
+                cx.at(key, |cx| decode::integer(cx, &node)).map(Some)
+            };
+            let (min, max) = (bound(cx, "min", lo), bound(cx, "max", hi));
+            (min?, None, max?)
+        }
+        Value::Str(_) | Value::Int(_) | Value::Bool(_) => {
+            let v = decode::integer(cx, n)?;
+            (Some(v), None, Some(v))
+        }
         _ => {
-            let r = resources::range_int(cx, n)?;
-            (r.min, None, r.max)
+            return Err(cx.error(
+                n,
+                "Input should be a valid dictionary or instance of FleetNodesSpec",
+            ));
         }
     };
     let min = min.unwrap_or(0);

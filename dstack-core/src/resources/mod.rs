@@ -95,8 +95,10 @@ fn parse_py_float(s: &str) -> Option<f64> {
 }
 
 impl fmt::Display for Memory {
+    /// `16GB`, `0.5GB`: the number as Python's `format(v, "g")` writes it (the original's
+    /// `Memory.__repr__`), so range errors read `Invalid range order: 0.0976562GB..0.5GB`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}GB", fmt_number(self.0))
+        write!(f, "{}GB", format_g(self.0))
     }
 }
 
@@ -106,12 +108,42 @@ impl Serialize for Memory {
     }
 }
 
-/// `16` for 16.0, `0.5` for 0.5.
-fn fmt_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
+/// Python's `format(v, "g")`: six significant digits, trailing zeros dropped, and scientific
+/// notation (`1.23457e+06`, `1e-05`) when the exponent is below -4 or at least 6.
+pub fn format_g(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Rounding to six significant digits first decides the notation (999999.5 -> 1e+06).
+    let scientific = format!("{v:.5e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        let precision = usize::try_from(5 - exponent).unwrap_or(0);
+        strip_fraction_zeros(&format!("{v:.precision$}")).to_string()
     } else {
-        format!("{v}")
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!(
+            "{}e{sign}{:02}",
+            strip_fraction_zeros(mantissa),
+            exponent.unsigned_abs()
+        )
+    }
+}
+
+fn strip_fraction_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
     }
 }
 
@@ -617,6 +649,28 @@ mod tests {
         assert!(Memory::parse("8GiB").is_err());
         assert_eq!(Memory(16.0).to_string(), "16GB");
         assert_eq!(Memory(0.5).to_string(), "0.5GB");
+    }
+
+    #[test]
+    fn numbers_print_like_python_format_g() {
+        // Each expectation is Python's `format(v, "g")`.
+        let cases = [
+            (16.0, "16"),
+            (0.5, "0.5"),
+            (0.09765625, "0.0976562"),
+            (1234567.0, "1.23457e+06"),
+            (999999.5, "1e+06"),
+            (123456.5, "123456"),
+            (100000.0, "100000"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-8.0, "-8"),
+            (0.0, "0"),
+            (1e16, "1e+16"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_g(v), want, "{v}");
+        }
     }
 
     #[test]
