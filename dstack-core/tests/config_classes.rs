@@ -122,3 +122,71 @@ fn reversed_ranges() {
 "#,
     );
 }
+
+#[test]
+fn replica_group_container_fields() {
+    check(
+        r#"
+- id: within-a-group
+  kind: configuration
+  source: core/models/configurations.py::ReplicaGroup (convert_python, _docker, _privileged)
+  cases:
+  - input: {type: service, port: 8000, replicas: [{count: 1, image: x, python: "3.12", commands: [x]}]}
+    error: "`image` and `python` are mutually exclusive within a replica group"
+  - input: {type: service, port: 8000, replicas: [{count: 1, image: x, docker: true, commands: [x]}]}
+    error: "`image` and `docker` are mutually exclusive within a replica group"
+  - input: {type: service, port: 8000, replicas: [{count: 1, python: "3.12", docker: true, commands: [x]}]}
+    error: "`python` and `docker` are mutually exclusive within a replica group"
+  - input: {type: service, port: 8000, replicas: [{count: 1, nvcc: true, docker: true, commands: [x]}]}
+    error: "`nvcc` and `docker` are mutually exclusive within a replica group"
+  - input: {type: service, port: 8000, replicas: [{count: 1, docker: true, privileged: false, commands: [x]}]}
+    error: "`privileged: false` is incompatible with `docker: true` within a replica group (docker-in-docker requires privileged mode)"
+  - input: {type: service, port: 8000, replicas: [{count: 1, image: x, python: "3.12", docker: true, commands: [x]}]}
+    error: "`image` and `docker` are mutually exclusive within a replica group"
+  - input: {type: service, port: 8000, replicas: [{count: 1, python: "3.12", nvcc: true, commands: [x]}]}
+    expect_subset: {groups: [{python: "3.12", nvcc: true}]}
+  - input: {type: service, port: 8000, replicas: [{count: 1, docker: false, privileged: false, image: x}]}
+    expect_subset: {groups: [{docker: false, privileged: false}]}
+- id: service-and-group-levels
+  kind: configuration
+  source: core/models/configurations.py::ServiceConfigurationParams.validate_no_mixed_service_and_group_container_fields, validate_no_conflicting_image_sources_across_levels
+  cases:
+  - input: {type: service, port: 8000, image: "svc:1.0", replicas: [{count: 1, image: "grp:1.0", commands: [x]}]}
+    error: "`image` is set at both the service level and in replica group(s) ['0']. Set `image` in one place only — either at the service level (all groups inherit) or per group, but not both."
+  - input: {type: service, port: 8000, image: "svc:1.0", replicas: [{name: a, count: 1, commands: [x]}, {name: b, count: 1, image: "g:2", commands: [x]}]}
+    error: "replica group(s) ['b']"
+  - input: {type: service, port: 8000, docker: true, replicas: [{count: 1, docker: false, commands: [x]}]}
+    error: "`docker` is set at both the service level and in replica group(s) ['0']. Set `docker` in one place only"
+  - input: {type: service, port: 8000, privileged: true, replicas: [{count: 1, privileged: false, image: x}]}
+    error: "`privileged` is set at both the service level and in replica group(s) ['0']"
+  - input: {type: service, port: 8000, nvcc: true, replicas: [{count: 1, nvcc: false, commands: [x]}]}
+    error: "`nvcc` is set at both"
+  - input: {type: service, port: 8000, spot_policy: spot, replicas: [{count: 1, commands: [x], spot_policy: on-demand}]}
+    error: "`spot_policy` is set at both"
+  - input: {type: service, port: 8000, image: x, reservation: svc-res, replicas: [{count: 1, reservation: grp-res}]}
+    error: "`reservation` is set at both"
+  - input: {type: service, port: 8000, image: alpine, replicas: [{count: 1, docker: true, commands: [x]}]}
+    error: "Service-level `image` conflicts with group-level `docker` in replica group(s) ['0']. These image-source fields are mutually exclusive."
+  - input: {type: service, port: 8000, image: alpine, replicas: [{count: 1, nvcc: false, commands: [x]}]}
+    error: "Service-level `image` conflicts with group-level `nvcc` in replica group(s) ['0']."
+  - input: {type: service, port: 8000, docker: true, replicas: [{count: 1, python: "3.12", commands: [x]}]}
+    error: "Service-level `docker` conflicts with group-level `python`"
+  - input: {type: service, port: 8000, python: "3.12", replicas: [{count: 1, docker: false, commands: [x]}]}
+    error: "Service-level `python` conflicts with group-level `docker`"
+  - input: {type: service, port: 8000, nvcc: true, replicas: [{count: 1, image: alpine, commands: [x]}]}
+    error: "Service-level `nvcc` conflicts with group-level `image`"
+  - input: {type: service, port: 8000, python: "3.12", replicas: [{count: 1, nvcc: true, commands: [x]}]}
+    ok: true
+  - input: {type: service, port: 8000, docker: true, replicas: [{count: 1, commands: [x]}, {count: 1, commands: [y]}]}
+    ok: true
+  - input: {type: service, port: 8000, scaling: {metric: rps, target: 1}, groups: [{name: a, replicas: 1, commands: [x]}, {name: a, replicas: 1, commands: [x]}]}
+    error: "Duplicate replica group names found: ['a']. Each replica group must have a unique name."
+  - input: {type: service, port: 8000, replicas: [{count: 1, python: "3.12"}]}
+    error: "Replica group '0': either `commands` or `image` must be set in the group, or `image` at the service level."
+  - input: {type: service, port: 8000, replicas: [{count: 1, env: {A: b}, commands: [x]}]}
+    error: "Extra inputs are not permitted"
+  - input: {type: service, port: 8000, router: {type: sglang}, commands: [x]}
+    error: "Extra inputs are not permitted"
+"#,
+    );
+}

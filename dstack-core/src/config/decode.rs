@@ -65,6 +65,24 @@ impl Cx {
         Invalid
     }
 
+    /// Runs `f` on a scratch context at the same path and returns its outcome with the issues
+    /// it found, recording nothing here: for unions, where only the failure of every member is
+    /// an error (then [`Cx::record`] the members' issues).
+    pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Cx) -> D<T>) -> (D<T>, Vec<Issue>) {
+        let mut scratch = Cx {
+            issues: Vec::new(),
+            path: self.path.clone(),
+        };
+        let out = f(&mut scratch);
+        (out, scratch.issues)
+    }
+
+    /// Records issues found by [`Cx::attempt`].
+    pub fn record(&mut self, issues: Vec<Issue>) -> Invalid {
+        self.issues.extend(issues);
+        Invalid
+    }
+
     /// Runs `f` with `key` appended to the path.
     pub fn at<T>(&mut self, key: &str, f: impl FnOnce(&mut Cx) -> T) -> T {
         self.path.push(PathSeg::Key(key.to_string()));
@@ -253,24 +271,33 @@ pub fn nonempty_string(cx: &mut Cx, n: &Node) -> D<String> {
 
 /// A boolean, with the spellings pydantic accepts in lax mode.
 pub fn boolean(cx: &mut Cx, n: &Node) -> D<bool> {
+    if let Some(b) = lax_bool(n) {
+        return Ok(b);
+    }
+    let message = match &n.value {
+        Value::Str(s) => {
+            format!("Input should be a valid boolean, unable to interpret input `{s}`")
+        }
+        _ => format!("Input should be a valid boolean, got {}", n.kind_name()),
+    };
+    Err(cx.error(n, message))
+}
+
+/// The boolean pydantic's lax mode reads from a value (`true`, `1`, `"yes"`, `"off"`, ...), if
+/// any; for `bool` members of left-to-right unions, which are tried before the others.
+pub fn lax_bool(n: &Node) -> Option<bool> {
     match &n.value {
-        Value::Bool(b) => Ok(*b),
-        Value::Int(0) => Ok(false),
-        Value::Int(1) => Ok(true),
-        Value::Float(f) if *f == 0.0 => Ok(false),
-        Value::Float(f) if *f == 1.0 => Ok(true),
+        Value::Bool(b) => Some(*b),
+        Value::Int(0) => Some(false),
+        Value::Int(1) => Some(true),
+        Value::Float(f) if *f == 0.0 => Some(false),
+        Value::Float(f) if *f == 1.0 => Some(true),
         Value::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "y" | "t" | "1" => Ok(true),
-            "false" | "no" | "off" | "n" | "f" | "0" => Ok(false),
-            _ => Err(cx.error(
-                n,
-                format!("Input should be a valid boolean, unable to interpret input `{s}`"),
-            )),
+            "true" | "yes" | "on" | "y" | "t" | "1" => Some(true),
+            "false" | "no" | "off" | "n" | "f" | "0" => Some(false),
+            _ => None,
         },
-        _ => Err(cx.error(
-            n,
-            format!("Input should be a valid boolean, got {}", n.kind_name()),
-        )),
+        _ => None,
     }
 }
 

@@ -192,9 +192,12 @@ impl ServiceConfiguration {
             f_commands,
         ] = picked;
         let port = decode::req(cx, n, "port", f_port, values::service_port);
-        let gateway = decode::opt(cx, "gateway", f_gateway, |cx, n| match &n.value {
-            Value::Bool(b) => Ok(GatewayChoice::Enabled(*b)),
-            _ => values::entity_reference(cx, n).map(GatewayChoice::Named),
+        // A left-to-right union: a boolean (pydantic's lax reading: `"yes"`, `1`, ...) first.
+        let gateway = decode::opt(cx, "gateway", f_gateway, |cx, n| {
+            match decode::lax_bool(n) {
+                Some(b) => Ok(GatewayChoice::Enabled(b)),
+                None => values::entity_reference(cx, n).map(GatewayChoice::Named),
+            }
         });
         let strip_prefix = decode::def(cx, "strip_prefix", f_strip, || true, decode::boolean);
         let model = decode::opt(cx, "model", f_model, model::model);

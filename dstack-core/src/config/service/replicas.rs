@@ -6,7 +6,7 @@ use serde::{Serialize, Serializer};
 use super::ServiceConfiguration;
 use super::scaling::{ScalingSpec, check_scaling, replicas_range, scaling};
 use crate::config::decode::{self, Cx, D, Invalid, fields};
-use crate::config::node::Node;
+use crate::config::node::{Node, Value};
 use crate::config::profile::{SpotPolicy, string_enum};
 use crate::config::resources;
 use crate::config::run::{self, PythonVersion, duplicates, py_list};
@@ -105,11 +105,44 @@ pub(super) fn replica_group(cx: &mut Cx, n: &Node, index: usize) -> D<ReplicaGro
     let spot_policy = decode::opt(cx, "spot_policy", f.spot_policy, SpotPolicy::decode);
     let reservation = decode::opt(cx, "reservation", f.reservation, decode::string);
     let commands = decode::def(cx, "commands", f.commands, Vec::new, decode::string_list);
+    // The image-source fields are checked as the original's field validators do: in field
+    // order, each against the fields before it that validated, on the value as written
+    // (`docker` only when it is literally `true`), every failing field reported.
     let image = decode::opt(cx, "image", f.image, decode::string);
-    let python = decode::opt(cx, "python", f.python, run::python_version);
+    let image_set = matches!(&image, Ok(Some(i)) if !i.is_empty());
+    let python = decode::opt(cx, "python", f.python, |cx, n| {
+        if image_set {
+            return Err(group_exclusive(cx, n, "`image` and `python`"));
+        }
+        run::python_version(cx, n)
+    });
+    let python_set = matches!(python, Ok(Some(_)));
     let nvcc = decode::opt(cx, "nvcc", f.nvcc, decode::boolean);
-    let docker = decode::opt(cx, "docker", f.docker, decode::boolean);
-    let privileged = decode::opt(cx, "privileged", f.privileged, decode::boolean);
+    let nvcc_set = matches!(nvcc, Ok(Some(true)));
+    let docker = decode::opt(cx, "docker", f.docker, |cx, n| {
+        if matches!(n.value, Value::Bool(true)) {
+            for (other, set) in [
+                ("image", image_set),
+                ("python", python_set),
+                ("nvcc", nvcc_set),
+            ] {
+                if set {
+                    return Err(group_exclusive(cx, n, &format!("`{other}` and `docker`")));
+                }
+            }
+        }
+        decode::boolean(cx, n)
+    });
+    let docker_set = matches!(docker, Ok(Some(true)));
+    let privileged = decode::opt(cx, "privileged", f.privileged, |cx, n| {
+        if matches!(n.value, Value::Bool(false)) && docker_set {
+            return Err(cx.error(
+                n,
+                "`privileged: false` is incompatible with `docker: true` within a replica group (docker-in-docker requires privileged mode)",
+            ));
+        }
+        decode::boolean(cx, n)
+    });
     let router = decode::opt(cx, "router", f.router, |cx, n| {
         let (ok, f) = fields!(cx, n, [], { r#type });
         let kind = decode::def(
@@ -138,48 +171,15 @@ pub(super) fn replica_group(cx: &mut Cx, n: &Node, index: usize) -> D<ReplicaGro
         privileged: privileged?,
         router: router?,
     };
-    let exclusive = [
-        (
-            "image",
-            group.image.is_some(),
-            "python",
-            group.python.is_some(),
-        ),
-        (
-            "image",
-            group.image.is_some(),
-            "docker",
-            group.docker == Some(true),
-        ),
-        (
-            "python",
-            group.python.is_some(),
-            "docker",
-            group.docker == Some(true),
-        ),
-        (
-            "nvcc",
-            group.nvcc == Some(true),
-            "docker",
-            group.docker == Some(true),
-        ),
-        (
-            "privileged: false",
-            group.privileged == Some(false),
-            "docker: true",
-            group.docker == Some(true),
-        ),
-    ];
-    for (a, a_set, b, b_set) in exclusive {
-        if a_set && b_set {
-            return Err(cx.error(
-                n,
-                format!("`{a}` and `{b}` are mutually exclusive within a replica group"),
-            ));
-        }
-    }
     check_scaling(cx, n, &group.replicas, group.scaling.is_some())?;
     Ok(group)
+}
+
+fn group_exclusive(cx: &mut Cx, n: &Node, pair: &str) -> Invalid {
+    cx.error(
+        n,
+        format!("{pair} are mutually exclusive within a replica group"),
+    )
 }
 
 impl ServiceConfiguration {
@@ -200,6 +200,17 @@ impl ServiceConfiguration {
                 "`replicas` and `groups` are mutually exclusive".into(),
             ));
         }
+        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        let dups = duplicates(&names);
+        if !dups.is_empty() {
+            return Err(fail(
+                cx,
+                format!(
+                    "Duplicate replica group names found: {}. Each replica group must have a unique name.",
+                    py_list(&dups)
+                ),
+            ));
+        }
         if self.scaling.is_some() {
             return Err(fail(
                 cx,
@@ -212,17 +223,6 @@ impl ServiceConfiguration {
                 "Top-level `commands` is not allowed when `groups` is set. Specify `commands` in each replica group instead.".into(),
             ));
         }
-        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-        let dups = duplicates(&names);
-        if !dups.is_empty() {
-            return Err(fail(
-                cx,
-                format!(
-                    "Duplicate replica group names found: {}. Each replica group must have a unique name.",
-                    py_list(&dups)
-                ),
-            ));
-        }
         let c = &self.common;
         let with = |pred: &dyn Fn(&ReplicaGroup) -> bool| -> Vec<String> {
             groups
@@ -231,24 +231,22 @@ impl ServiceConfiguration {
                 .map(|g| g.name.clone())
                 .collect()
         };
+        // A group "sets" a field when it gives any value (`docker: false` included); the
+        // service level sets `docker`, `privileged` and `nvcc` only with `true`.
         let both_levels: [(&str, bool, Vec<String>); 7] = [
             ("image", c.image.is_some(), with(&|g| g.image.is_some())),
             (
                 "docker",
                 c.docker == Some(true),
-                with(&|g| g.docker == Some(true)),
+                with(&|g| g.docker.is_some()),
             ),
             (
                 "privileged",
                 c.privileged,
-                with(&|g| g.privileged == Some(true)),
+                with(&|g| g.privileged.is_some()),
             ),
             ("python", c.python.is_some(), with(&|g| g.python.is_some())),
-            (
-                "nvcc",
-                c.nvcc == Some(true),
-                with(&|g| g.nvcc == Some(true)),
-            ),
+            ("nvcc", c.nvcc == Some(true), with(&|g| g.nvcc.is_some())),
             (
                 "spot_policy",
                 self.profile.spot_policy.is_some(),
@@ -265,81 +263,35 @@ impl ServiceConfiguration {
                 return Err(fail(
                     cx,
                     format!(
-                        "`{field}` is set at both the service level and in replica group(s) {}. Set it in one place only.",
+                        "`{field}` is set at both the service level and in replica group(s) {}. Set `{field}` in one place only — either at the service level (all groups inherit) or per group, but not both.",
                         py_list(&in_groups)
                     ),
                 ));
             }
         }
-        let conflicts: [(&str, bool, &str, Vec<String>); 10] = [
-            (
-                "image",
-                c.image.is_some(),
-                "docker",
-                with(&|g| g.docker == Some(true)),
-            ),
-            (
-                "image",
-                c.image.is_some(),
-                "python",
-                with(&|g| g.python.is_some()),
-            ),
-            (
-                "image",
-                c.image.is_some(),
-                "nvcc",
-                with(&|g| g.nvcc == Some(true)),
-            ),
-            (
-                "docker",
-                c.docker == Some(true),
-                "image",
-                with(&|g| g.image.is_some()),
-            ),
-            (
-                "docker",
-                c.docker == Some(true),
-                "python",
-                with(&|g| g.python.is_some()),
-            ),
-            (
-                "docker",
-                c.docker == Some(true),
-                "nvcc",
-                with(&|g| g.nvcc == Some(true)),
-            ),
-            (
-                "python",
-                c.python.is_some(),
-                "image",
-                with(&|g| g.image.is_some()),
-            ),
-            (
-                "python",
-                c.python.is_some(),
-                "docker",
-                with(&|g| g.docker == Some(true)),
-            ),
-            (
-                "nvcc",
-                c.nvcc == Some(true),
-                "image",
-                with(&|g| g.image.is_some()),
-            ),
-            (
-                "nvcc",
-                c.nvcc == Some(true),
-                "docker",
-                with(&|g| g.docker == Some(true)),
-            ),
+        let image = with(&|g| g.image.is_some());
+        let python = with(&|g| g.python.is_some());
+        let nvcc = with(&|g| g.nvcc.is_some());
+        let docker = with(&|g| g.docker.is_some());
+        let conflicts: [(&str, bool, &str, &Vec<String>); 10] = [
+            ("image", c.image.is_some(), "docker", &docker),
+            ("image", c.image.is_some(), "python", &python),
+            ("image", c.image.is_some(), "nvcc", &nvcc),
+            ("docker", c.docker == Some(true), "image", &image),
+            ("docker", c.docker == Some(true), "python", &python),
+            ("docker", c.docker == Some(true), "nvcc", &nvcc),
+            ("python", c.python.is_some(), "image", &image),
+            ("python", c.python.is_some(), "docker", &docker),
+            ("nvcc", c.nvcc == Some(true), "image", &image),
+            ("nvcc", c.nvcc == Some(true), "docker", &docker),
         ];
         for (top, top_set, group_field, in_groups) in conflicts {
             if top_set && !in_groups.is_empty() {
                 return Err(fail(
                     cx,
                     format!(
-                        "Service-level `{top}` conflicts with group-level `{group_field}` in replica group(s) {}.",
-                        py_list(&in_groups)
+                        "Service-level `{top}` conflicts with group-level `{group_field}` in replica group(s) {}. These image-source fields are mutually exclusive.",
+                        py_list(in_groups)
                     ),
                 ));
             }
