@@ -190,3 +190,69 @@ fn replica_group_container_fields() {
 "#,
     );
 }
+
+#[test]
+fn presets() {
+    check(
+        r#"
+- id: preset-model
+  kind: configuration
+  source: core/models/presets.py::PresetConfiguration (parse_model, apply_model_shorthand), PresetModelRepo, PresetModelBase
+  cases:
+  - input: {type: preset, model: {repo: Qwen/Qwen3-8B}}
+    expect_subset: {model: {repo: Qwen/Qwen3-8B, name: null}}
+  - input: {type: preset, model: {repo: community/Qwen3-GPTQ, name: Qwen/Qwen3}}
+    expect_subset: {model: {repo: community/Qwen3-GPTQ, name: Qwen/Qwen3}}
+  - input: {type: preset, model: Qwen/Qwen3-8B}
+    expect_subset: {model: {repo: Qwen/Qwen3-8B, name: null}}
+  - input: {type: preset, model: {base: Qwen/Qwen3-8B}}
+    expect_subset: {model: {base: Qwen/Qwen3-8B}}
+  - input: {type: preset, repo: Qwen/Qwen3-8B}
+    expect_subset: {model: {repo: Qwen/Qwen3-8B, name: null}, repo: null, base: null}
+  - input: {type: preset, model: {name: Qwen/Qwen3}}
+    error: "Field required"
+  - input: {type: preset, model: {base: Qwen/base, name: Qwen/Qwen3}}
+    error: "Extra inputs are not permitted"
+  - input: {type: preset, model: {base: Qwen/base, repo: Qwen/repo}}
+    error: "Extra inputs are not permitted"
+  - input: {type: preset, model: "  "}
+    error: "Preset model model must be a non-empty string"
+  - input: {type: preset, model: {repo: ""}}
+    error: "Preset model repo must be a non-empty string"
+  - input: {type: preset, base: Qwen/base, model: {repo: Qwen/repo}}
+    error: "`model` cannot be combined with the `base`/`repo` shorthand"
+  - input: {type: preset}
+    error: "Field required"
+- id: preset-request-shape
+  kind: configuration
+  source: core/models/presets.py::PresetConfiguration (PositiveInt fields, validate_dataset, validate_shared_prefix_tokens)
+  cases:
+  - input: {type: preset, base: Qwen/base}
+    expect_subset: {input_tokens: null, output_tokens: null, shared_prefix_tokens: null, dataset: null, baseline: null}
+  - input: {type: preset, base: Qwen/base, input_tokens: 0}
+    error: "Input should be greater than 0"
+  - input: {type: preset, base: Qwen/base, input_tokens: -5}
+    error: "Input should be greater than 0"
+  - input: {type: preset, base: Qwen/base, output_tokens: 1}
+    error: "Input should be greater than or equal to 2"
+  - input: {type: preset, base: Qwen/base, dataset: spec_bench, input_tokens: 512}
+    error: "input_tokens can only be set with the `random` dataset; a custom dataset defines its own request shape"
+  - input: {type: preset, base: Qwen/base, dataset: sharegpt, input_tokens: 512, shared_prefix_tokens: 1}
+    error: "input_tokens, shared_prefix_tokens can only be set with the `random` dataset"
+  - input: {type: preset, base: Qwen/base, dataset: " random ", input_tokens: 512}
+    expect_subset: {dataset: random, input_tokens: 512}
+  - input: {type: preset, base: Qwen/base, shared_prefix_tokens: 2048}
+    error: "shared_prefix_tokens must be less than input_tokens (1024)"
+  - input: {type: preset, base: Qwen/base, input_tokens: 8192, shared_prefix_tokens: 8192}
+    error: "shared_prefix_tokens must be less than input_tokens (8192)"
+  - input: {type: preset, base: Qwen/base, input_tokens: 8192, shared_prefix_tokens: 7424}
+    expect_subset: {input_tokens: 8192, shared_prefix_tokens: 7424}
+  - input: {type: preset, base: Qwen/base, max_ttft: 0}
+    error: "Input should be greater than 0"
+  - input: {type: preset, base: Qwen/base, prompt: " "}
+    error: "Prompt must be a non-empty string"
+  - input: {type: preset, base: Qwen/base, gateway: team/gw}
+    expect_subset: {gateway: team/gw}
+"#,
+    );
+}

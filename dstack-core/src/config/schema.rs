@@ -397,14 +397,21 @@ input_form!(
 );
 
 input_form!(
-    /// A preset's model: a repo, or `{repo | base, name}`.
+    /// A preset's model: a repo, `{repo, name}` or `{base}`.
     PresetModelInput,
     |_g| json_schema!({
         "anyOf": [
             {"type": "string"},
-            {"type": "object", "properties": {"repo": {"type": "string"}, "base": {"type": "string"}, "name": {"type": "string"}}, "additionalProperties": false}
+            {"type": "object", "properties": {"repo": {"type": "string"}, "name": {"type": "string"}}, "required": ["repo"], "additionalProperties": false},
+            {"type": "object", "properties": {"base": {"type": "string"}}, "required": ["base"], "additionalProperties": false}
         ]
     })
+);
+
+input_form!(
+    /// A preset's `gateway`: `true`, `false`, a name or a reference.
+    PresetGatewayInput,
+    |g| json_schema!({"anyOf": [{"type": "boolean"}, g.subschema_for::<EntityRefInput>(), {"type": "string"}]})
 );
 
 input_form!(
