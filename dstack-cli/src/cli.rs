@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// Run one job of the local fleet (started by the server).
     #[command(hide = true)]
     JobRunner {
+        /// Run the job in this process (what the detached runner does).
+        #[arg(long)]
+        attached: bool,
         /// The job's directory.
         dir: PathBuf,
     },

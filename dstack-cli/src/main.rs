@@ -36,8 +36,9 @@ fn main() -> ExitCode {
         cli::Command::Offer(a) => commands::runs::offer(&a),
         cli::Command::Fleet { project } => commands::runs::fleet(project.as_deref()),
         cli::Command::Project { command } => commands::project::run(&command),
-        cli::Command::JobRunner { dir } => {
-            return ExitCode::from(dstack_core::backends::local::run_job(&dir).clamp(0, 255) as u8);
+        cli::Command::JobRunner { attached, dir } => {
+            let code = dstack_core::backends::local::runner::main(&dir, attached);
+            return ExitCode::from(code.clamp(0, 255) as u8);
         }
     };
     match result {

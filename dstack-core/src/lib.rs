@@ -13,7 +13,9 @@
 //! # Ok::<(), dstack_core::config::ConfigError>(())
 //! ```
 
+pub mod auth;
 pub mod config;
+pub mod jobspec;
 pub mod lifecycle;
 pub mod offers;
 pub mod resources;
@@ -26,7 +28,6 @@ pub mod api;
 pub mod backends;
 #[cfg(feature = "server")]
 pub mod proxy;
-pub mod runs;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

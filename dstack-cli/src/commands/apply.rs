@@ -203,7 +203,7 @@ fn follow(client: &Client, name: &str, run: &Value) -> Result<(), CliError> {
     let Some(submission) = runs::latest_submission_id(&current) else {
         return Ok(());
     };
-    let mut token = None;
+    let mut token = runs::LogPosition::default();
     loop {
         token = runs::print_logs(client, name, &submission, token)?;
         let run = client.get_run(name)?;

@@ -167,23 +167,31 @@ pub(crate) fn delete(args: &RunNameArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Prints new log events of a job submission; returns the token to continue from.
+/// Where to continue a log: the paging token of the last full page, and how many events after
+/// it were printed already (the server ends a log without a token).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogPosition {
+    token: Option<String>,
+    seen: usize,
+}
+
+/// Prints new log events of a job submission; returns where to continue from.
 pub(crate) fn print_logs(
     client: &Client,
     run_name: &str,
     submission: &str,
-    mut token: Option<String>,
-) -> Result<Option<String>, CliError> {
+    mut at: LogPosition,
+) -> Result<LogPosition, CliError> {
     let stdout = std::io::stdout();
     loop {
         let page = client.project_post(
             "logs/poll",
             json!({"run_name": run_name, "job_submission_id": submission, "start_time": null, "end_time": null,
-                   "descending": false, "next_token": token, "limit": 1000, "diagnose": false}),
+                   "descending": false, "next_token": at.token, "limit": 1000, "diagnose": false}),
         )?;
         let events = page["logs"].as_array().cloned().unwrap_or_default();
         let mut out = stdout.lock();
-        for e in &events {
+        for e in events.iter().skip(at.seen) {
             if let Some(bytes) = e["message"]
                 .as_str()
                 .and_then(|m| base64::engine::general_purpose::STANDARD.decode(m).ok())
@@ -192,17 +200,16 @@ pub(crate) fn print_logs(
             }
         }
         let _ = out.flush();
-        let next = page["next_token"].as_str().map(str::to_string);
-        match next {
-            Some(n) => token = Some(n),
+        match page["next_token"].as_str() {
+            Some(n) => {
+                at = LogPosition {
+                    token: Some(n.to_string()),
+                    seen: 0,
+                }
+            }
             None => {
-                // Continue after what was read so far.
-                let read = token
-                    .as_deref()
-                    .and_then(|t| t.parse::<usize>().ok())
-                    .unwrap_or(0)
-                    + events.len();
-                return Ok(Some(read.to_string()));
+                at.seen = at.seen.max(events.len());
+                return Ok(at);
             }
         }
     }
@@ -223,7 +230,7 @@ pub(crate) fn logs(args: &LogsArgs) -> Result<(), CliError> {
     let Some(submission) = latest_submission_id(&run) else {
         return Ok(());
     };
-    let mut token = print_logs(&client, &args.name, &submission, None)?;
+    let mut token = print_logs(&client, &args.name, &submission, LogPosition::default())?;
     if !args.follow {
         return Ok(());
     }

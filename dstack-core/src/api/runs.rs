@@ -5,93 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{serialize_opt_time, serialize_time};
-use crate::resources::ResourcesSpec;
-
-/// Job requirements.
-#[derive(Debug, Clone, Serialize)]
-pub struct Requirements {
-    /// Resources.
-    pub resources: ResourcesSpec,
-    /// Price limit.
-    pub max_price: Option<f64>,
-    /// Spot only / on-demand only / either.
-    pub spot: Option<bool>,
-    /// Reservation.
-    pub reservation: Option<String>,
-    /// Several jobs per replica.
-    pub multinode: bool,
-    /// Backend options.
-    pub backend_options: Option<Value>,
-}
-
-/// What one job runs (`JobSpec`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobSpec {
-    /// Replica number.
-    pub replica_num: i64,
-    /// Job number within the replica.
-    pub job_num: i64,
-    /// `<run>-<replica>-<job>`.
-    pub job_name: String,
-    /// Jobs per replica.
-    pub jobs_per_replica: i64,
-    /// Replica group name.
-    pub replica_group: String,
-    /// Apps (forwarded ports).
-    pub app_specs: Vec<Value>,
-    /// Unix user.
-    pub user: Option<Value>,
-    /// Command line.
-    pub commands: Vec<String>,
-    /// Environment.
-    pub env: serde_json::Map<String, Value>,
-    /// Home directory.
-    pub home_dir: Option<String>,
-    /// Image (informational on the local fleet).
-    pub image_name: String,
-    /// Privileged.
-    pub privileged: bool,
-    /// Clone one branch.
-    pub single_branch: Option<bool>,
-    /// Max duration, seconds.
-    pub max_duration: Option<i64>,
-    /// Graceful stop time, seconds.
-    pub stop_duration: Option<i64>,
-    /// Utilisation policy.
-    pub utilization_policy: Option<Value>,
-    /// Registry credentials.
-    pub registry_auth: Option<Value>,
-    /// Requirements.
-    pub requirements: Value,
-    /// Retry policy (`{on_events, duration}`).
-    pub retry: Option<Value>,
-    /// Volumes.
-    pub volumes: Vec<Value>,
-    /// SSH key.
-    pub ssh_key: Option<Value>,
-    /// Working directory.
-    pub working_dir: Option<String>,
-    /// Repo data.
-    pub repo_data: Option<Value>,
-    /// Repo code hash.
-    pub repo_code_hash: Option<String>,
-    /// Where the repo goes.
-    pub repo_dir: String,
-    /// What to do when it exists.
-    pub repo_exists_action: Option<String>,
-    /// Uploaded file archives.
-    pub file_archives: Vec<Value>,
-    /// The service port.
-    pub service_port: Option<u16>,
-    /// Probes.
-    pub probes: Vec<Value>,
-    /// Node group index.
-    pub node_group_index: i64,
-    /// Node group name.
-    pub node_group_name: String,
-    /// Index within the node group.
-    pub node_group_job_index: i64,
-}
+use crate::jobspec::JobSpec;
+use crate::lifecycle::{JobStatus, JobTerminationReason, RunStatus};
 
 /// One attempt at running a job.
 #[derive(Debug, Clone, Serialize)]
@@ -114,11 +29,11 @@ pub struct JobSubmission {
     /// Inactivity.
     pub inactivity_secs: Option<i64>,
     /// Status.
-    pub status: String,
+    pub status: JobStatus,
     /// What `dstack ps` shows.
     pub status_message: String,
     /// Why it ended.
-    pub termination_reason: Option<String>,
+    pub termination_reason: Option<JobTerminationReason>,
     /// Details.
     pub termination_reason_message: Option<String>,
     /// Exit code.
@@ -187,10 +102,10 @@ pub struct Run {
     #[serde(serialize_with = "serialize_time")]
     pub last_processed_at: DateTime<Utc>,
     /// Status.
-    pub status: String,
+    pub status: RunStatus,
     /// What `dstack ps` shows.
     pub status_message: String,
-    /// Why it ended.
+    /// Why it ended (a plain string for clients).
     pub termination_reason: Option<String>,
     /// The spec as submitted (stored JSON, passed through).
     pub run_spec: Box<serde_json::value::RawValue>,
@@ -213,7 +128,7 @@ pub struct Run {
 }
 
 /// A GPU of an instance type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gpu {
     /// Name.
     pub name: String,
@@ -224,14 +139,14 @@ pub struct Gpu {
 }
 
 /// Disk of an instance type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     /// Size, MiB.
     pub size_mib: u64,
 }
 
 /// What an instance type provides.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
     /// CPUs.
     pub cpus: u32,
@@ -250,7 +165,7 @@ pub struct Resources {
 }
 
 /// An instance type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceType {
     /// Name.
     pub name: String,
@@ -287,7 +202,7 @@ pub struct InstanceOffer {
 #[derive(Debug, Clone, Serialize)]
 pub struct JobPlan {
     /// The job.
-    pub job_spec: Value,
+    pub job_spec: JobSpec,
     /// Offers that fit.
     pub offers: Vec<InstanceOffer>,
     /// How many fit in all.
@@ -382,6 +297,15 @@ pub struct ListRunsRequest {
     /// Page size.
     #[serde(default = "default_limit")]
     pub limit: usize,
+    /// Oldest first.
+    #[serde(default)]
+    pub ascending: bool,
+    /// Paging: the last run of the previous page.
+    #[serde(default)]
+    pub prev_submitted_at: Option<DateTime<Utc>>,
+    /// Paging: the last run of the previous page.
+    #[serde(default)]
+    pub prev_run_id: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -395,6 +319,9 @@ impl Default for ListRunsRequest {
             only_active: false,
             job_submissions_limit: None,
             limit: 100,
+            ascending: false,
+            prev_submitted_at: None,
+            prev_run_id: None,
         }
     }
 }

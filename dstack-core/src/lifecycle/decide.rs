@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, ExitStatus, Job, JobFields, JobStatus, JobTerminationReason, Observed, RetryEvent,
-    Run, RunStatus, RunTerminationReason, RunUpdate, Signal, StartOutcome, StopRequest, Time,
+    Action, ExitStatus, Job, JobFields, JobStatus, JobTerminationReason, Observed, RetryEvent, Run,
+    RunStatus, RunTerminationReason, RunUpdate, Signal, StartOutcome, StopRequest, Time,
     pending_retry_delay,
 };
 
@@ -105,7 +105,9 @@ pub fn decide(run: &Run, now: Time) -> Vec<Action> {
         }
     }
     actions.extend(resubmit.into_iter().map(|job| Action::Resubmit { job }));
-    if status != run.status || reason != run.termination_reason || attempt != run.resubmission_attempt
+    if status != run.status
+        || reason != run.termination_reason
+        || attempt != run.resubmission_attempt
     {
         actions.push(Action::UpdateRun(RunUpdate {
             status,
@@ -358,7 +360,8 @@ fn transition(a: &Analysis) -> Transition {
 }
 
 fn jobs_of_replicas<'a>(run: &'a Run, replicas: &'a [i64]) -> impl Iterator<Item = usize> + 'a {
-    (0..run.jobs.len()).filter(move |&i| run.jobs[i].latest && replicas.contains(&run.jobs[i].replica_num))
+    (0..run.jobs.len())
+        .filter(move |&i| run.jobs[i].latest && replicas.contains(&run.jobs[i].replica_num))
 }
 
 /// Stops the unfinished jobs of replicas that are about to be submitted again.

@@ -6,7 +6,10 @@ use chrono::{Duration, TimeZone, Utc};
 use super::*;
 
 fn t(secs: i64) -> Time {
-    Utc.timestamp_opt(1_800_000_000, 0).single().unwrap_or_default() + Duration::seconds(secs)
+    Utc.timestamp_opt(1_800_000_000, 0)
+        .single()
+        .unwrap_or_default()
+        + Duration::seconds(secs)
 }
 
 fn retry(events: &[RetryEvent], duration: i64) -> JobPolicy {
@@ -105,26 +108,85 @@ fn has(actions: &[Action], wanted: &Action) -> bool {
 fn job_transitions_from_observations() {
     use JobStatus as S;
     use JobTerminationReason as R;
-    let cases: Vec<(JobStatus, Option<R>, Observed, JobStatus, Option<R>, Option<i64>)> = vec![
-        (S::Provisioning, None, Observed::Starting, S::Provisioning, None, None),
-        (S::Provisioning, None, Observed::Running, S::Running, None, None),
-        (S::Provisioning, None, Observed::Unknown, S::Provisioning, None, None),
+    let cases: Vec<(
+        JobStatus,
+        Option<R>,
+        Observed,
+        JobStatus,
+        Option<R>,
+        Option<i64>,
+    )> = vec![
+        (
+            S::Provisioning,
+            None,
+            Observed::Starting,
+            S::Provisioning,
+            None,
+            None,
+        ),
+        (
+            S::Provisioning,
+            None,
+            Observed::Running,
+            S::Running,
+            None,
+            None,
+        ),
+        (
+            S::Provisioning,
+            None,
+            Observed::Unknown,
+            S::Provisioning,
+            None,
+            None,
+        ),
         (S::Pulling, None, Observed::Running, S::Running, None, None),
         (S::Running, None, Observed::Running, S::Running, None, None),
         (S::Running, None, Observed::Unknown, S::Running, None, None),
         (S::Running, None, Observed::Nothing, S::Running, None, None),
-        (S::Running, None, exited(0), S::Done, Some(R::DoneByRunner), Some(0)),
-        (S::Provisioning, None, exited(0), S::Done, Some(R::DoneByRunner), Some(0)),
-        (S::Running, None, exited(3), S::Failed, Some(R::ContainerExitedWithError), Some(3)),
         (
             S::Running,
             None,
-            Observed::Exited(ExitStatus { code: None, signal: Some(9) }),
+            exited(0),
+            S::Done,
+            Some(R::DoneByRunner),
+            Some(0),
+        ),
+        (
+            S::Provisioning,
+            None,
+            exited(0),
+            S::Done,
+            Some(R::DoneByRunner),
+            Some(0),
+        ),
+        (
+            S::Running,
+            None,
+            exited(3),
+            S::Failed,
+            Some(R::ContainerExitedWithError),
+            Some(3),
+        ),
+        (
+            S::Running,
+            None,
+            Observed::Exited(ExitStatus {
+                code: None,
+                signal: Some(9),
+            }),
             S::Failed,
             Some(R::ContainerExitedWithError),
             Some(137),
         ),
-        (S::Running, None, Observed::Lost("gone".into()), S::Failed, Some(R::ExecutorError), None),
+        (
+            S::Running,
+            None,
+            Observed::Lost("gone".into()),
+            S::Failed,
+            Some(R::ExecutorError),
+            None,
+        ),
         (
             S::Terminating,
             Some(R::TerminatedByUser),
@@ -136,7 +198,10 @@ fn job_transitions_from_observations() {
         (
             S::Terminating,
             Some(R::AbortedByUser),
-            Observed::Exited(ExitStatus { code: None, signal: Some(9) }),
+            Observed::Exited(ExitStatus {
+                code: None,
+                signal: Some(9),
+            }),
             S::Aborted,
             Some(R::AbortedByUser),
             Some(137),
@@ -177,7 +242,9 @@ fn job_transitions_from_observations() {
             r.termination_reason = Some(RunTerminationReason::StoppedByUser);
         }
         let actions = decide(&r, t(10));
-        let fields = job_update(&actions, 0).cloned().unwrap_or(r.jobs[0].fields.clone());
+        let fields = job_update(&actions, 0)
+            .cloned()
+            .unwrap_or(r.jobs[0].fields.clone());
         assert_eq!(
             (fields.status, fields.termination_reason),
             (after, after_reason),
@@ -186,7 +253,10 @@ fn job_transitions_from_observations() {
         if after.is_finished() {
             assert_eq!(fields.exit_status, exit, "{before:?} {observed:?}");
             assert_eq!(fields.finished_at, Some(t(10)));
-            assert!(has(&actions, &Action::Release { job: 0 }), "{before:?} {observed:?}");
+            assert!(
+                has(&actions, &Action::Release { job: 0 }),
+                "{before:?} {observed:?}"
+            );
         } else {
             assert!(!has(&actions, &Action::Release { job: 0 }));
         }
@@ -204,8 +274,8 @@ fn an_error_while_observing_is_never_evidence() {
             j.observed = Observed::Unknown;
             j.fields.term_sent = true;
             j.fields.stop_requested_at = Some(t(0));
-            j.fields.termination_reason =
-                (status == JobStatus::Terminating).then_some(JobTerminationReason::TerminatedByUser);
+            j.fields.termination_reason = (status == JobStatus::Terminating)
+                .then_some(JobTerminationReason::TerminatedByUser);
         });
         let r = Run {
             termination_reason: (run_status == RunStatus::Terminating)
@@ -268,21 +338,48 @@ fn run_status_from_replicas_by_priority() {
         (vec![job(S::Provisioning)], R::Provisioning, None),
         (vec![job(S::Pulling)], R::Provisioning, None),
         (vec![job(S::Running)], R::Running, None),
-        (vec![job(S::Running), job(S::Provisioning)], R::Running, None),
-        (vec![job(S::Submitted), job(S::Provisioning)], R::Provisioning, None),
+        (
+            vec![job(S::Running), job(S::Provisioning)],
+            R::Running,
+            None,
+        ),
+        (
+            vec![job(S::Submitted), job(S::Provisioning)],
+            R::Provisioning,
+            None,
+        ),
         (vec![done(), job(S::Running)], R::Running, None),
         (vec![done(), job(S::Submitted)], R::Submitted, None),
-        (vec![done()], R::Terminating, Some(RunTerminationReason::AllJobsDone)),
-        (vec![done(), done()], R::Terminating, Some(RunTerminationReason::AllJobsDone)),
-        (vec![failed(), job(S::Running)], R::Terminating, Some(RunTerminationReason::JobFailed)),
-        (vec![failed(), done()], R::Terminating, Some(RunTerminationReason::JobFailed)),
+        (
+            vec![done()],
+            R::Terminating,
+            Some(RunTerminationReason::AllJobsDone),
+        ),
+        (
+            vec![done(), done()],
+            R::Terminating,
+            Some(RunTerminationReason::AllJobsDone),
+        ),
+        (
+            vec![failed(), job(S::Running)],
+            R::Terminating,
+            Some(RunTerminationReason::JobFailed),
+        ),
+        (
+            vec![failed(), done()],
+            R::Terminating,
+            Some(RunTerminationReason::JobFailed),
+        ),
         (
             vec![finished(S::Aborted, JobTerminationReason::AbortedByUser)],
             R::Terminating,
             Some(RunTerminationReason::JobFailed),
         ),
         (
-            vec![finished(S::Terminated, JobTerminationReason::ScaledDown), job(S::Running)],
+            vec![
+                finished(S::Terminated, JobTerminationReason::ScaledDown),
+                job(S::Running),
+            ],
             R::Running,
             None,
         ),
@@ -301,7 +398,9 @@ fn run_status_from_replicas_by_priority() {
             .unwrap_or((r.status, r.termination_reason));
         // A terminating run whose jobs are all finished ends in the same pass.
         let expected = match reason {
-            Some(reason) if statuses.iter().all(|s| s.is_finished()) => (reason.to_status(), Some(reason)),
+            Some(reason) if statuses.iter().all(|s| s.is_finished()) => {
+                (reason.to_status(), Some(reason))
+            }
             _ => (status, reason),
         };
         assert_eq!(got, expected, "{statuses:?}");
@@ -311,7 +410,10 @@ fn run_status_from_replicas_by_priority() {
 #[test]
 fn a_failed_job_stops_its_siblings_then_the_run_fails() {
     let failed = with(
-        finished(JobStatus::Failed, JobTerminationReason::ContainerExitedWithError),
+        finished(
+            JobStatus::Failed,
+            JobTerminationReason::ContainerExitedWithError,
+        ),
         |j| j.job_num = 0,
     );
     let sibling = with(job(JobStatus::Running), |j| j.job_num = 1);
@@ -319,7 +421,10 @@ fn a_failed_job_stops_its_siblings_then_the_run_fails() {
     let actions = decide(&r, t(2));
     assert_eq!(
         run_update(&actions).map(|u| (u.status, u.termination_reason)),
-        Some((RunStatus::Terminating, Some(RunTerminationReason::JobFailed)))
+        Some((
+            RunStatus::Terminating,
+            Some(RunTerminationReason::JobFailed)
+        ))
     );
     let s = job_update(&actions, 1).cloned();
     assert_eq!(
@@ -383,12 +488,16 @@ fn stop_and_abort_requests() {
             run_update(&actions).map(|u| (u.status, u.termination_reason)),
             Some((RunStatus::Terminating, Some(run_reason)))
         );
-        let running = job_update(&actions, 0).cloned().unwrap_or(JobFields::submitted());
+        let running = job_update(&actions, 0)
+            .cloned()
+            .unwrap_or(JobFields::submitted());
         assert_eq!(running.status, S::Terminating);
         assert_eq!(running.termination_reason, Some(job_reason));
         assert_eq!(running.stop_requested_at, Some(t(4)));
         // A job that never started ends at once, without a signal.
-        let submitted = job_update(&actions, 1).cloned().unwrap_or(JobFields::submitted());
+        let submitted = job_update(&actions, 1)
+            .cloned()
+            .unwrap_or(JobFields::submitted());
         assert_eq!(submitted.status, final_status);
         assert_eq!(submitted.termination_reason, Some(job_reason));
         assert_eq!(signals(&actions), vec![(0, signal), (2, signal)]);
@@ -443,9 +552,14 @@ fn stop_duration_then_kill() {
     ] {
         let actions = decide(&terminating(term, kill, grace), t(at));
         let got = signals(&actions).first().map(|(_, s)| *s);
-        assert_eq!(got, expected, "term={term} kill={kill} grace={grace:?} at={at}");
+        assert_eq!(
+            got, expected,
+            "term={term} kill={kill} grace={grace:?} at={at}"
+        );
         if let Some(s) = got {
-            let f = job_update(&actions, 0).cloned().unwrap_or(JobFields::submitted());
+            let f = job_update(&actions, 0)
+                .cloned()
+                .unwrap_or(JobFields::submitted());
             assert_eq!(
                 (f.term_sent, f.kill_sent),
                 (true, s == Signal::Kill || kill),
@@ -484,7 +598,9 @@ fn max_duration_stops_the_job_and_names_the_run_reason() {
     let r = run(RunStatus::Running, vec![j]);
     assert!(decide(&r, t(59)).is_empty());
     let actions = decide(&r, t(60));
-    let f = job_update(&actions, 0).cloned().unwrap_or(JobFields::submitted());
+    let f = job_update(&actions, 0)
+        .cloned()
+        .unwrap_or(JobFields::submitted());
     assert_eq!(
         (f.status, f.termination_reason),
         (
@@ -550,21 +666,87 @@ fn retry_windows_per_event() {
     let all = [E::NoCapacity, E::Interruption, E::Error];
     let cases: Vec<(Option<Vec<E>>, J, bool, i64, Option<R>)> = vec![
         // No retry policy: any failure fails the run.
-        (None, J::ContainerExitedWithError, true, 0, Some(R::JobFailed)),
-        (None, J::FailedToStartDueToNoCapacity, false, 0, Some(R::JobFailed)),
+        (
+            None,
+            J::ContainerExitedWithError,
+            true,
+            0,
+            Some(R::JobFailed),
+        ),
+        (
+            None,
+            J::FailedToStartDueToNoCapacity,
+            false,
+            0,
+            Some(R::JobFailed),
+        ),
         // no-capacity before anything ran: the window starts at the run's submission.
-        (Some(all.to_vec()), J::FailedToStartDueToNoCapacity, false, 3600, None),
-        (Some(all.to_vec()), J::FailedToStartDueToNoCapacity, false, 3601, Some(R::RetryLimitExceeded)),
-        (Some(vec![E::Error]), J::FailedToStartDueToNoCapacity, false, 10, Some(R::JobFailed)),
+        (
+            Some(all.to_vec()),
+            J::FailedToStartDueToNoCapacity,
+            false,
+            3600,
+            None,
+        ),
+        (
+            Some(all.to_vec()),
+            J::FailedToStartDueToNoCapacity,
+            false,
+            3601,
+            Some(R::RetryLimitExceeded),
+        ),
+        (
+            Some(vec![E::Error]),
+            J::FailedToStartDueToNoCapacity,
+            false,
+            10,
+            Some(R::JobFailed),
+        ),
         // Errors after the job ran: the window starts when that submission was last changed.
-        (Some(all.to_vec()), J::ContainerExitedWithError, true, 10, None),
-        (Some(all.to_vec()), J::ExecutorError, true, 3601, Some(R::RetryLimitExceeded)),
-        (Some(vec![E::NoCapacity]), J::ContainerExitedWithError, true, 10, Some(R::JobFailed)),
-        (Some(vec![E::Interruption]), J::InterruptedByNoCapacity, true, 10, None),
-        (Some(vec![E::Error]), J::InterruptedByNoCapacity, true, 10, Some(R::JobFailed)),
+        (
+            Some(all.to_vec()),
+            J::ContainerExitedWithError,
+            true,
+            10,
+            None,
+        ),
+        (
+            Some(all.to_vec()),
+            J::ExecutorError,
+            true,
+            3601,
+            Some(R::RetryLimitExceeded),
+        ),
+        (
+            Some(vec![E::NoCapacity]),
+            J::ContainerExitedWithError,
+            true,
+            10,
+            Some(R::JobFailed),
+        ),
+        (
+            Some(vec![E::Interruption]),
+            J::InterruptedByNoCapacity,
+            true,
+            10,
+            None,
+        ),
+        (
+            Some(vec![E::Error]),
+            J::InterruptedByNoCapacity,
+            true,
+            10,
+            Some(R::JobFailed),
+        ),
         // An error that never ran (the backend failed to start it): no provisioned submission,
         // so only no-capacity can be retried.
-        (Some(all.to_vec()), J::ExecutorError, false, 10, Some(R::JobFailed)),
+        (
+            Some(all.to_vec()),
+            J::ExecutorError,
+            false,
+            10,
+            Some(R::JobFailed),
+        ),
     ];
     for (events, reason, started, elapsed, expected) in cases {
         let j = with(finished(reason.to_status(), reason), |j| {
@@ -600,7 +782,10 @@ fn retry_windows_per_event() {
 #[test]
 fn a_retry_window_counts_from_an_earlier_provisioned_submission() {
     let j = with(
-        finished(JobStatus::Failed, JobTerminationReason::FailedToStartDueToNoCapacity),
+        finished(
+            JobStatus::Failed,
+            JobTerminationReason::FailedToStartDueToNoCapacity,
+        ),
         |j| {
             j.policy = retry(&[RetryEvent::NoCapacity], 100);
             j.started_at = None;
@@ -623,7 +808,10 @@ fn a_retry_window_counts_from_an_earlier_provisioned_submission() {
 #[test]
 fn a_failed_replica_is_resubmitted_while_others_serve() {
     let failed = with(
-        finished(JobStatus::Failed, JobTerminationReason::ContainerExitedWithError),
+        finished(
+            JobStatus::Failed,
+            JobTerminationReason::ContainerExitedWithError,
+        ),
         |j| {
             j.policy = retry(&[RetryEvent::Error], 600);
             j.replica_num = 1;
@@ -639,7 +827,10 @@ fn a_failed_replica_is_resubmitted_while_others_serve() {
 #[test]
 fn a_retrying_multinode_replica_stops_its_running_siblings() {
     let failed = with(
-        finished(JobStatus::Failed, JobTerminationReason::ContainerExitedWithError),
+        finished(
+            JobStatus::Failed,
+            JobTerminationReason::ContainerExitedWithError,
+        ),
         |j| j.policy = retry(&[RetryEvent::Error], 600),
     );
     let sibling = with(job(JobStatus::Running), |j| {
@@ -648,9 +839,15 @@ fn a_retrying_multinode_replica_stops_its_running_siblings() {
     });
     let r = run(RunStatus::Running, vec![failed, sibling]);
     let actions = decide(&r, t(5));
-    let s = job_update(&actions, 1).cloned().unwrap_or(JobFields::submitted());
+    let s = job_update(&actions, 1)
+        .cloned()
+        .unwrap_or(JobFields::submitted());
     assert_eq!(
-        (s.status, s.termination_reason, s.termination_message.as_deref()),
+        (
+            s.status,
+            s.termination_reason,
+            s.termination_message.as_deref()
+        ),
         (
             JobStatus::Terminating,
             Some(JobTerminationReason::TerminatedByServer),
@@ -679,7 +876,10 @@ fn pending_back_off() {
         (6, 599, false),
         (9, 600, true),
     ] {
-        let j = finished(JobStatus::Failed, JobTerminationReason::ContainerExitedWithError);
+        let j = finished(
+            JobStatus::Failed,
+            JobTerminationReason::ContainerExitedWithError,
+        );
         let r = Run {
             resubmission_attempt: attempt,
             ..run(RunStatus::Pending, vec![j])
@@ -770,14 +970,50 @@ fn status_messages() {
     use JobTerminationReason as R;
     let cases = [
         (S::Done, None, None, Some(0), "exited (0)"),
-        (S::Failed, Some(R::ContainerExitedWithError), None, Some(3), "exited (3)"),
-        (S::Failed, Some(R::FailedToStartDueToNoCapacity), Some("No matching fleet found."), None, "no fleets"),
-        (S::Failed, Some(R::FailedToStartDueToNoCapacity), Some("nothing fits"), None, "no capacity"),
-        (S::Failed, Some(R::InterruptedByNoCapacity), None, None, "interrupted"),
+        (
+            S::Failed,
+            Some(R::ContainerExitedWithError),
+            None,
+            Some(3),
+            "exited (3)",
+        ),
+        (
+            S::Failed,
+            Some(R::FailedToStartDueToNoCapacity),
+            Some("No matching fleet found."),
+            None,
+            "no fleets",
+        ),
+        (
+            S::Failed,
+            Some(R::FailedToStartDueToNoCapacity),
+            Some("nothing fits"),
+            None,
+            "no capacity",
+        ),
+        (
+            S::Failed,
+            Some(R::InterruptedByNoCapacity),
+            None,
+            None,
+            "interrupted",
+        ),
         (S::Failed, Some(R::ExecutorError), None, None, "error"),
-        (S::Terminated, Some(R::TerminatedByUser), None, None, "stopped"),
+        (
+            S::Terminated,
+            Some(R::TerminatedByUser),
+            None,
+            None,
+            "stopped",
+        ),
         (S::Terminated, Some(R::AbortedByUser), None, None, "aborted"),
-        (S::Terminated, Some(R::MaxDurationExceeded), None, None, "terminated"),
+        (
+            S::Terminated,
+            Some(R::MaxDurationExceeded),
+            None,
+            None,
+            "terminated",
+        ),
         (S::Aborted, Some(R::AbortedByUser), None, None, "aborted"),
         (S::Running, None, None, None, "running"),
     ];
@@ -790,13 +1026,22 @@ fn status_messages() {
         last_termination_reason: Some(R::FailedToStartDueToNoCapacity),
         retry_on: &retry_on,
     };
-    assert_eq!(run_status_message(RunStatus::Pending, &[retrying.clone()]), "retrying");
-    assert_eq!(run_status_message(RunStatus::Running, &[retrying]), "running");
+    assert_eq!(
+        run_status_message(RunStatus::Pending, &[retrying.clone()]),
+        "retrying"
+    );
+    assert_eq!(
+        run_status_message(RunStatus::Running, &[retrying]),
+        "running"
+    );
     let pulling = JobHistory {
         latest_status: S::Pulling,
         last_termination_reason: None,
         retry_on: &[],
     };
-    assert_eq!(run_status_message(RunStatus::Provisioning, &[pulling]), "pulling");
+    assert_eq!(
+        run_status_message(RunStatus::Provisioning, &[pulling]),
+        "pulling"
+    );
     assert_eq!(run_status_message(RunStatus::Submitted, &[]), "submitted");
 }

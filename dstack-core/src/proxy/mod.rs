@@ -773,12 +773,7 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
 }
 
 fn bearer_token(req: &RequestHeader) -> Option<&str> {
-    let value = req.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    crate::auth::bearer_token(req.headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 fn model_list(table: &Table, project: &str) -> serde_json::Value {
@@ -798,7 +793,7 @@ fn model_list(table: &Table, project: &str) -> serde_json::Value {
 }
 
 fn access_denied() -> serde_json::Value {
-    json!({"detail": {"msg": "Access denied", "code": null}})
+    crate::auth::forbidden_body(crate::auth::ACCESS_DENIED)
 }
 
 fn too_large_body() -> serde_json::Value {

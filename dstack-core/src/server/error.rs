@@ -1,9 +1,11 @@
-//! API errors and the original's error envelopes.
+//! API errors and the original's error envelopes. Every error a handler returns becomes a
+//! response here, in one place; internal faults are logged here and answer 500.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::{ACCESS_DENIED, forbidden_body};
 use crate::state::StateError;
 
 /// An API request failed. Rendered with the envelopes the original's CLI understands.
@@ -15,9 +17,9 @@ pub enum ApiError {
     /// The token is unknown.
     #[error("Invalid token")]
     InvalidToken,
-    /// The user may not do this.
-    #[error("Access denied")]
-    AccessDenied,
+    /// The user may not do this (403), with the reason.
+    #[error("{0}")]
+    Forbidden(String),
     /// The project in the path does not exist.
     #[error("Not found")]
     ProjectNotFound,
@@ -33,6 +35,9 @@ pub enum ApiError {
     /// The request body is not what the endpoint takes. HTTP 422.
     #[error("{0}")]
     Unprocessable(String),
+    /// The request body is larger than the endpoint accepts. HTTP 413.
+    #[error("{0}")]
+    TooLarge(String),
     /// The `X-API-VERSION` header is unusable or too new.
     #[error("{msg}")]
     Version {
@@ -41,9 +46,12 @@ pub enum ApiError {
         /// `None` for an unparsable version (the original sends `null`).
         code: Option<&'static str>,
     },
-    /// Something broke on our side.
+    /// The state failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Something else broke on our side.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -70,6 +78,11 @@ impl ApiError {
             code: "resource_exists",
         }
     }
+
+    /// Access denied, without details.
+    pub fn denied() -> ApiError {
+        ApiError::Forbidden(ACCESS_DENIED.into())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -79,14 +92,8 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"detail": "Not authenticated"}),
             ),
-            ApiError::InvalidToken => (
-                StatusCode::FORBIDDEN,
-                json!({"detail": {"msg": "Invalid token", "code": null}}),
-            ),
-            ApiError::AccessDenied => (
-                StatusCode::FORBIDDEN,
-                json!({"detail": {"msg": "Access denied", "code": null}}),
-            ),
+            ApiError::InvalidToken => (StatusCode::FORBIDDEN, forbidden_body("Invalid token")),
+            ApiError::Forbidden(msg) => (StatusCode::FORBIDDEN, forbidden_body(msg)),
             ApiError::ProjectNotFound => (
                 StatusCode::NOT_FOUND,
                 json!({"detail": {"msg": "Not found", "code": null}}),
@@ -103,14 +110,21 @@ impl IntoResponse for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"detail": [{"type": "value_error", "loc": ["body"], "msg": msg, "input": null}]}),
             ),
-            ApiError::State(e) => {
-                tracing::error!(error = %e, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"detail": [{"msg": "Internal server error", "code": "error"}]}),
-                )
-            }
+            ApiError::TooLarge(msg) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"detail": [{"msg": msg, "code": "error"}]}),
+            ),
+            ApiError::State(e) => internal(e),
+            ApiError::Internal(e) => internal(e),
         };
         (status, axum::Json(body)).into_response()
     }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> (StatusCode, serde_json::Value) {
+    tracing::error!(error = %e, "request failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"detail": [{"msg": "Internal server error", "code": "error"}]}),
+    )
 }

@@ -5,12 +5,16 @@
 //! requests until the shutdown future completes.
 
 mod error;
-mod files;
-mod process;
+mod events;
+mod http;
+mod log_store;
+mod orchestrator;
+mod route_table;
 mod routes;
-mod runs;
-mod secrets;
 mod setup;
+mod storage;
+mod submit;
+mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,34 +26,60 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use setup::{DEFAULT_UPLOAD_LIMIT, ServerError, ServerOptions, sqlite_url, update_cli_config};
 
-use crate::backends::local::HostResources;
+use crate::backends::Backend;
+use crate::backends::local::LocalBackend;
 use crate::state::Db;
 
-/// What handlers share.
+/// What handlers and the orchestrator share.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) db: Db,
     pub(crate) dir: Arc<PathBuf>,
-    pub(crate) host: Arc<HostResources>,
+    /// Where jobs run.
+    pub(crate) backend: Arc<dyn Backend>,
+    /// The Python version jobs get when they name none.
+    pub(crate) default_python: Arc<str>,
+    pub(crate) logs: log_store::LogStore,
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    /// Wakes the orchestrator after a write.
     pub(crate) wake: Arc<tokio::sync::Notify>,
-    pub(crate) runner_exe: Option<Arc<PathBuf>>,
-    /// Users by token, so that authentication costs no query; cleared when users change.
-    pub(crate) tokens:
-        Arc<std::sync::RwLock<std::collections::HashMap<String, crate::state::user::Model>>>,
-    /// Rendered `runs/list` answers by request, valid while the database generation is unchanged.
-    pub(crate) list_cache: Arc<std::sync::Mutex<ListCache>>,
+    /// Users by token.
+    pub(crate) tokens: Arc<http::TokenCache>,
+    /// Rendered `runs/list` answers.
+    pub(crate) list_cache: Arc<ListCache>,
     /// The largest accepted file archive, bytes (0 = no limit).
     pub(crate) upload_limit: u64,
     /// The proxy's route table (services, replicas, tokens).
     pub(crate) routes: crate::proxy::Routes,
 }
 
-/// Cached `runs/list` bodies and the database generation they were rendered at.
+/// Rendered `runs/list` bodies by request, valid while the database generation they were read
+/// at is current. Bodies are shared (`Bytes`), never copied per request; the cache holds at
+/// most [`ListCache::MAX_ENTRIES`] bodies.
 #[derive(Debug, Default)]
 pub(crate) struct ListCache {
-    pub(crate) generation: u64,
-    pub(crate) bodies: std::collections::HashMap<String, axum::body::Bytes>,
+    inner: std::sync::Mutex<(u64, std::collections::HashMap<String, axum::body::Bytes>)>,
+}
+
+impl ListCache {
+    const MAX_ENTRIES: usize = 256;
+
+    pub(crate) fn get(&self, generation: u64, key: &str) -> Option<axum::body::Bytes> {
+        let cache = self.inner.lock().ok()?;
+        (cache.0 == generation)
+            .then(|| cache.1.get(key).cloned())
+            .flatten()
+    }
+
+    /// Stores a body rendered from reads that began at `generation`.
+    pub(crate) fn put(&self, generation: u64, key: String, body: axum::body::Bytes) {
+        if let Ok(mut cache) = self.inner.lock() {
+            if cache.0 != generation || cache.1.len() >= Self::MAX_ENTRIES {
+                *cache = (generation, std::collections::HashMap::new());
+            }
+            cache.1.insert(key, body);
+        }
+    }
 }
 
 /// A server ready to serve: the public listener (the proxy, which passes API requests on)
@@ -101,14 +131,21 @@ impl Server {
         let api_addr = api
             .local_addr()
             .map_err(|e| ServerError::Io(format!("cannot read the API address: {e}")))?;
+        let dir = options.server_dir.clone();
+        let runner = options.runner_exe.clone();
+        let local = tokio::task::spawn_blocking(move || LocalBackend::new(&dir, runner))
+            .await
+            .map_err(|e| ServerError::Io(format!("cannot read the host's resources: {e}")))?;
+        let default_python: Arc<str> = local.default_python().unwrap_or("3.12").into();
         let server = Server {
             state: AppState {
                 db: prepared.db,
                 dir: Arc::new(options.server_dir.clone()),
-                host: Arc::new(HostResources::detect(&options.server_dir)),
+                backend: Arc::new(local),
+                default_python,
+                logs: log_store::LogStore::new(&options.server_dir),
                 started_at: chrono::Utc::now(),
                 wake: Arc::new(tokio::sync::Notify::new()),
-                runner_exe: options.runner_exe.clone().map(Arc::new),
                 tokens: Arc::default(),
                 list_cache: Arc::default(),
                 upload_limit: options.upload_limit,
@@ -170,8 +207,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        process::refresh_routes(&self.state).await;
-        let processing = tokio::spawn(process::run_loop(self.state.clone()));
+        route_table::refresh(&self.state).await;
+        let processing = tokio::spawn(orchestrator::run(self.state.clone()));
         let config = crate::proxy::ProxyConfig {
             listen: self.local_addr(),
             connect_timeout: self.proxy.connect_timeout,

@@ -94,14 +94,15 @@ pub(super) async fn prepare(options: &ServerOptions) -> Result<Prepared, ServerE
                 .clone()
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             (
-                db.create_user("admin", &token, "admin", None, now).await?,
+                db.create_user("admin", &token, crate::auth::GlobalRole::Admin, None, now)
+                    .await?,
                 true,
             )
         }
     };
     for name in config_projects(dir)? {
         if db.project_by_name(&name).await?.is_none() {
-            db.create_project(&name, &admin, now).await?;
+            db.create_project(&name, &admin, false, now).await?;
         }
     }
     Ok(Prepared {

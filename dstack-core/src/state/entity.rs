@@ -16,6 +16,7 @@ pub mod user {
         pub email: Option<String>,
         pub active: bool,
         pub created_at: ChronoDateTimeUtc,
+        pub deleted: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -87,6 +88,11 @@ pub mod run {
         pub service_spec: Option<String>,
         pub deployment_num: i64,
         pub deleted: bool,
+        /// The run's name while it is active; unique per project (one active run per name).
+        pub active_name: Option<String>,
+        /// `stop` or `abort`, once the user asked.
+        pub stop_request: Option<String>,
+        pub resubmission_attempt: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -169,6 +175,50 @@ pub mod secret {
         pub name: String,
         #[sea_orm(column_type = "Text")]
         pub value: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `events`: what happened to runs and jobs, for `dstack event`.
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_id: String,
+        pub recorded_at: ChronoDateTimeUtc,
+        pub actor: Option<String>,
+        pub target_type: String,
+        pub target_id: String,
+        pub target_name: String,
+        pub message: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `file_archives`: who uploaded which archive (`files:`).
+pub mod file_archive {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_archives")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub blob_hash: String,
         pub created_at: ChronoDateTimeUtc,
     }
 

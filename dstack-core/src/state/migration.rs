@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(M20261122000001Init),
             Box::new(M20261122000002Secrets),
+            Box::new(M20261201000003Core),
         ]
     }
 }
@@ -208,5 +209,146 @@ impl MigrationTrait for M20261122000002Secrets {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("secrets").to_owned())
             .await
+    }
+}
+
+/// The server's core: one active run per name (enforced by a unique index on `active_name`),
+/// stop requests and resubmission attempts on runs, deleted users, run events and the owners of
+/// uploaded file archives.
+pub struct M20261201000003Core;
+
+impl MigrationName for M20261201000003Core {
+    fn name(&self) -> &str {
+        "m20261201_000003_core"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M20261201000003Core {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite alters one column per statement.
+        for col in [
+            ColumnDef::new("active_name").string().null().to_owned(),
+            ColumnDef::new("stop_request").string().null().to_owned(),
+            ColumnDef::new("resubmission_attempt")
+                .big_integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+        ] {
+            let mut col = col;
+            m.alter_table(Table::alter().table("runs").add_column(&mut col).to_owned())
+                .await?;
+        }
+        m.alter_table(
+            Table::alter()
+                .table("users")
+                .add_column(
+                    &mut ColumnDef::new("deleted")
+                        .boolean()
+                        .not_null()
+                        .default(false)
+                        .to_owned(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // The newest unfinished run of each name keeps the name; older duplicates (left by
+        // concurrent applies before this migration) stay active without it.
+        let db = m.get_connection();
+        db.execute_unprepared(
+            "UPDATE runs SET active_name = run_name WHERE deleted = false \
+             AND status NOT IN ('terminated', 'failed', 'done') \
+             AND NOT EXISTS (SELECT 1 FROM runs newer WHERE newer.project_id = runs.project_id \
+               AND newer.run_name = runs.run_name AND newer.deleted = false \
+               AND newer.status NOT IN ('terminated', 'failed', 'done') \
+               AND newer.submitted_at > runs.submitted_at)",
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("runs_active_name")
+                .table("runs")
+                .col("project_id")
+                .col("active_name")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("runs_status")
+                .table("runs")
+                .col("status")
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("runs_submitted")
+                .table("runs")
+                .col("project_id")
+                .col("submitted_at")
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("jobs_status")
+                .table("jobs")
+                .col("status")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("events")
+                .col(id("id"))
+                .col(ColumnDef::new("project_id").string().not_null())
+                .col(time("recorded_at"))
+                .col(text_null("actor"))
+                .col(text("target_type"))
+                .col(text("target_id"))
+                .col(text("target_name"))
+                .col(text("message"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("events_project_time")
+                .table("events")
+                .col("project_id")
+                .col("recorded_at")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("file_archives")
+                .col(id("id"))
+                .col(ColumnDef::new("user_id").string().not_null())
+                .col(ColumnDef::new("blob_hash").string().not_null())
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("file_archives_user_hash")
+                .table("file_archives")
+                .col("user_id")
+                .col("blob_hash")
+                .unique()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["file_archives", "events"] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,762 @@
+//! The local fleet: the host the server runs on, offered with its real resources, running each
+//! job under a detached runner (see [`runner`]) in its own session and process group.
+//!
+//! Jobs share the host's network, so a port can be held by one job at a time, and GPUs are
+//! given out exclusively (`CUDA_VISIBLE_DEVICES` / `HIP_VISIBLE_DEVICES`). What a job holds is
+//! recorded in its directory too, so a restarted server takes it back.
+
+pub mod host;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+pub use host::HostResources;
+
+use super::{
+    Backend, BackendError, BackendOffer, InstanceInfo, JobHandle, Launch, PortBinding, StartError,
+};
+use crate::jobspec::{BASE_IMAGE, DIND_IMAGE, JobCommand, JobSpec, LEGACY_REPO_DIR, Prelude};
+use crate::lifecycle::{Observed, Signal};
+
+/// The backend's name in handles.
+pub const NAME: &str = "local";
+
+/// Server variables a job inherits; everything else of the server's environment stays out.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL", "TZ",
+];
+
+/// What a job holds on the host (`alloc.json` in its directory).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Allocation {
+    gpus: Vec<u32>,
+    ports: Vec<u16>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    gpus: HashMap<u32, String>,
+    ports: HashMap<u16, String>,
+}
+
+impl Held {
+    fn take(&mut self, job_id: &str, a: &Allocation) {
+        for g in &a.gpus {
+            self.gpus.insert(*g, job_id.to_string());
+        }
+        for p in &a.ports {
+            self.ports.insert(*p, job_id.to_string());
+        }
+    }
+
+    fn free(&mut self, job_id: &str) {
+        self.gpus.retain(|_, j| j != job_id);
+        self.ports.retain(|_, j| j != job_id);
+    }
+}
+
+/// The host the server runs on, as a backend.
+#[derive(Debug)]
+pub struct LocalBackend {
+    inner: std::sync::Arc<Inner>,
+    held: Mutex<Held>,
+}
+
+/// What does not change after start-up.
+#[derive(Debug)]
+struct Inner {
+    jobs_dir: PathBuf,
+    runner_exe: Option<PathBuf>,
+    host: HostResources,
+    instance: InstanceInfo,
+    base_env: Vec<(String, String)>,
+    home: PathBuf,
+    /// Python versions on `PATH` (`3.12` → `/usr/bin/python3.12`).
+    pythons: BTreeMap<String, PathBuf>,
+    /// The version of `python3`.
+    default_python: Option<String>,
+}
+
+impl LocalBackend {
+    /// The local fleet of a server keeping its files in `server_dir`, starting runners with
+    /// `runner_exe job-runner DIR`. Reads the host's resources and environment once.
+    pub fn new(server_dir: &Path, runner_exe: Option<PathBuf>) -> LocalBackend {
+        let host = HostResources::detect(server_dir);
+        let base_env: Vec<(String, String)> = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        let username = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/".into()));
+        let (pythons, default_python) = find_pythons(std::env::var_os("PATH"));
+        let instance = InstanceInfo {
+            backend: "remote".into(),
+            instance_id: "local".into(),
+            instance_type: host.instance_type(),
+            hostname: "127.0.0.1".into(),
+            internal_ip: "127.0.0.1".into(),
+            region: "local".into(),
+            price: 0.0,
+            username,
+            ssh_port: None,
+            dockerized: false,
+        };
+        LocalBackend {
+            inner: std::sync::Arc::new(Inner {
+                jobs_dir: server_dir.join("local").join("jobs"),
+                runner_exe,
+                host,
+                instance,
+                base_env,
+                home,
+                pythons,
+                default_python,
+            }),
+            held: Mutex::default(),
+        }
+    }
+
+    /// The host's resources.
+    pub fn host(&self) -> &HostResources {
+        &self.inner.host
+    }
+
+    /// The Python version jobs get when they name none (the host's `python3`).
+    pub fn default_python(&self) -> Option<&str> {
+        self.inner.default_python.as_deref()
+    }
+
+    fn job_dir(&self, job_id: &str) -> Result<PathBuf, String> {
+        self.inner.job_dir(job_id)
+    }
+
+    fn handle(&self, job_id: &str, a: &Allocation) -> JobHandle {
+        self.inner.handle(job_id, a)
+    }
+
+    fn handle_dir(&self, handle: &JobHandle) -> Result<PathBuf, BackendError> {
+        if handle.backend != NAME {
+            return Err(BackendError::Handle(format!(
+                "a `{}` handle given to the local fleet",
+                handle.backend
+            )));
+        }
+        let id = handle.data["job_id"]
+            .as_str()
+            .ok_or_else(|| BackendError::Handle("no job id".into()))?;
+        self.job_dir(id).map_err(BackendError::Handle)
+    }
+
+    /// Picks the GPUs and ports a job needs from those nobody holds, and holds them.
+    fn reserve(&self, job_id: &str, spec: &JobSpec) -> Result<Allocation, StartError> {
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| StartError::Failed("the local fleet's state is poisoned".into()))?;
+        let mut ports: Vec<u16> = spec.service_port.into_iter().collect();
+        for app in spec.app_specs.iter().flatten() {
+            if !ports.contains(&app.port) {
+                ports.push(app.port);
+            }
+        }
+        if let Some(p) = ports
+            .iter()
+            .find(|p| held.ports.get(p).is_some_and(|j| j != job_id))
+        {
+            return Err(StartError::Busy(format!("port {p} is held by another job")));
+        }
+        let wanted = spec.gpu_count() as usize;
+        let gpus: Vec<u32> = (0..self.inner.host.gpus.len() as u32)
+            .filter(|g| held.gpus.get(g).is_none_or(|j| j == job_id))
+            .take(wanted)
+            .collect();
+        if gpus.len() < wanted {
+            return Err(StartError::Busy(format!(
+                "{wanted} GPUs wanted, {} free",
+                gpus.len()
+            )));
+        }
+        let a = Allocation { gpus, ports };
+        held.take(job_id, &a);
+        Ok(a)
+    }
+
+    fn free(&self, job_id: &str) {
+        if let Ok(mut held) = self.held.lock() {
+            held.free(job_id);
+        }
+    }
+}
+
+impl Inner {
+    fn job_dir(&self, job_id: &str) -> Result<PathBuf, String> {
+        let valid = !job_id.is_empty()
+            && job_id.len() <= 64
+            && job_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if valid {
+            Ok(self.jobs_dir.join(job_id))
+        } else {
+            Err(format!("invalid job id {job_id:?}"))
+        }
+    }
+
+    fn handle(&self, job_id: &str, a: &Allocation) -> JobHandle {
+        JobHandle {
+            backend: NAME.into(),
+            instance: self.instance.clone(),
+            ports: a
+                .ports
+                .iter()
+                .map(|p| PortBinding {
+                    container_port: *p,
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], *p)),
+                })
+                .collect(),
+            gpus: a.gpus.clone(),
+            data: serde_json::json!({ "job_id": job_id }),
+        }
+    }
+
+    /// The job's environment: the inherited server variables, the launch's, and what the host
+    /// decides (GPUs, addresses, working directory, the requested Python first on `PATH`).
+    fn environment(
+        &self,
+        launch: &Launch,
+        a: &Allocation,
+        workdir: &Path,
+        python_dir: Option<&Path>,
+    ) -> Vec<(String, String)> {
+        let mut env = self.base_env.clone();
+        let mut set = |k: &str, v: String| match env.iter_mut().find(|(key, _)| key == k) {
+            Some(entry) => entry.1 = v,
+            None => env.push((k.to_string(), v)),
+        };
+        for (k, v) in &launch.env {
+            set(k, v.clone());
+        }
+        let gpus = a.gpus.len().to_string();
+        set("DSTACK_GPUS_NUM", gpus.clone());
+        set("DSTACK_GPUS_PER_NODE", gpus);
+        set("DSTACK_MASTER_NODE_IP", "127.0.0.1".into());
+        set("DSTACK_NODES_IPS", "127.0.0.1".into());
+        set("DSTACK_WORKING_DIR", workdir.display().to_string());
+        let visible: Vec<String> = a.gpus.iter().map(ToString::to_string).collect();
+        let var = match self.host.gpus.first().map(|g| g.vendor) {
+            Some(crate::resources::Vendor::Amd) => "HIP_VISIBLE_DEVICES",
+            _ => "CUDA_VISIBLE_DEVICES",
+        };
+        set(var, visible.join(","));
+        if let Some(dir) = python_dir {
+            let path = self
+                .base_env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map_or_else(String::new, |(_, v)| v.clone());
+            set("PATH", format!("{}:{path}", dir.display()));
+        }
+        env
+    }
+
+    /// A path of the job's file system on the host: `~` is the home directory, the legacy repo
+    /// directory and relative paths are under the working directory.
+    fn resolve(&self, path: &str, workdir: &Path) -> PathBuf {
+        if path == "~" {
+            self.home.clone()
+        } else if let Some(rest) = path.strip_prefix("~/") {
+            self.home.join(rest)
+        } else if path == LEGACY_REPO_DIR {
+            workdir.to_path_buf()
+        } else if let Some(rest) = path.strip_prefix(&format!("{LEGACY_REPO_DIR}/")) {
+            workdir.join(rest)
+        } else {
+            workdir.join(path)
+        }
+    }
+
+    /// Prepares the job's directory and files and spawns its runner (blocking).
+    fn spawn(&self, launch: &Launch, a: &Allocation) -> Result<(), String> {
+        let dir = self.job_dir(&launch.job_id)?;
+        let io = |what: &str, e: std::io::Error| format!("cannot {what}: {e}");
+        std::fs::create_dir_all(&dir).map_err(|e| io("create the job directory", e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(runner::lock_file(&dir))
+            .map_err(|e| io("open the job's lock", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            // A runner of this job is alive: it was started already.
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock the job", e)),
+        }
+        if runner::read_status(&dir)
+            .map_err(|e| io("read the job's status", e))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        runner::write_atomic(
+            &dir.join("alloc.json"),
+            serde_json::to_string(a).unwrap_or_default().as_bytes(),
+        )
+        .map_err(|e| io("record the job's allocation", e))?;
+        let workdir = match launch.spec.working_dir.as_deref() {
+            Some(w) if w.starts_with('/') && Path::new(w).is_dir() => PathBuf::from(w),
+            Some(w) if w.starts_with(&format!("{LEGACY_REPO_DIR}/")) => {
+                self.resolve(w, &dir.join("workdir"))
+            }
+            _ => dir.join("workdir"),
+        };
+        std::fs::create_dir_all(&workdir).map_err(|e| io("create the working directory", e))?;
+        if let Some((code, target)) = &launch.code {
+            let target = self.resolve(target, &workdir);
+            unpack_code(code, &target).map_err(|e| {
+                format!("cannot place the repo's code at {}: {e}", target.display())
+            })?;
+        }
+        for (i, (archive, target)) in launch.files.iter().enumerate() {
+            let target = self.resolve(target, &workdir);
+            unpack_archive(archive, &target, &dir.join(format!("unpack-{i}")))
+                .map_err(|e| format!("cannot place uploaded files at {}: {e}", target.display()))?;
+        }
+        let python_dir = match &launch.command {
+            JobCommand::Shell {
+                prelude: Prelude::PythonVenv(version),
+                ..
+            } => self.python_shims(&dir, version)?,
+            _ => None,
+        };
+        let env = self.environment(launch, a, &workdir, python_dir.as_deref());
+        let runner_launch = runner::RunnerLaunch {
+            argv: launch.command.host_argv(),
+            env,
+            working_dir: workdir,
+            log_file: launch.log_file.clone(),
+        };
+        runner::write_atomic(
+            &runner::launch_file(&dir),
+            serde_json::to_string(&runner_launch)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .map_err(|e| io("write the job's launch file", e))?;
+        let exe = self
+            .runner_exe
+            .as_ref()
+            .ok_or_else(|| "this server has no job runner configured".to_string())?;
+        // The runner gets the locked file as its standard input and holds the lock for as long
+        // as it lives; it detaches and this first process exits at once.
+        let status = Command::new(exe)
+            .arg("job-runner")
+            .arg(&dir)
+            .stdin(Stdio::from(lock))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| io("start the job's runner", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the job's runner failed to start ({status})"))
+        }
+    }
+
+    /// `python` and `python3` for the requested version, first on the job's `PATH`.
+    fn python_shims(&self, dir: &Path, version: &str) -> Result<Option<PathBuf>, String> {
+        let Some(exe) = self.pythons.get(version) else {
+            return Ok(None);
+        };
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin)
+            .map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+        for name in ["python", "python3"] {
+            let link = bin.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(exe, &link)
+                .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+        }
+        Ok(Some(bin))
+    }
+
+    fn read_allocation(dir: &Path) -> Allocation {
+        std::fs::read(dir.join("alloc.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether a runner was ever started for the job in `dir` (its lock is held, or it left a
+    /// status).
+    fn was_started(dir: &Path) -> Result<bool, BackendError> {
+        if runner::read_status(dir)
+            .map_err(|source| io_error("read the job's status", source))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let lock = match std::fs::File::open(runner::lock_file(dir)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(io_error("open the job's lock", source)),
+        };
+        match lock.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => {
+                Err(io_error("check the job's lock", source))
+            }
+        }
+    }
+}
+
+fn io_error(what: &str, source: std::io::Error) -> BackendError {
+    BackendError::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io_error("run a blocking task", std::io::Error::other(e.to_string())))?
+}
+
+/// Python versions on `PATH` (`python3.X`), and the version of `python3`.
+fn find_pythons(path: Option<std::ffi::OsString>) -> (BTreeMap<String, PathBuf>, Option<String>) {
+    let mut found = BTreeMap::new();
+    let mut default = None;
+    for dir in path.iter().flat_map(std::env::split_paths) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(version) = name.strip_prefix("python") else {
+                continue;
+            };
+            let mut parts = version.split('.');
+            let valid = parts.next() == Some("3")
+                && parts
+                    .next()
+                    .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+                && parts.next().is_none();
+            if valid {
+                found.entry(version.to_string()).or_insert(entry.path());
+            }
+        }
+        let python3 = dir.join("python3");
+        if default.is_none() && python3.is_file() {
+            default = std::fs::canonicalize(&python3).ok().and_then(|p| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                name.strip_prefix("python").map(str::to_string)
+            });
+        }
+    }
+    (found, default)
+}
+
+/// Unpacks a repo's code tar (entries relative to the repo root) into `target`.
+fn unpack_code(code: &Path, target: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(target).map_err(|e| e.to_string())?;
+    tar(code, target)
+}
+
+fn tar(archive: &Path, into: &Path) -> Result<(), String> {
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("--no-same-owner")
+        .arg("-C")
+        .arg(into)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("tar failed to unpack {}", archive.display()))
+    }
+}
+
+/// Unpacks an uploaded archive to `dest`: a single file becomes `dest`; a directory's contents
+/// go into `dest`.
+fn unpack_archive(archive: &Path, dest: &Path, scratch: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    tar(archive, scratch)?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(scratch)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let [root] = entries.as_slice() else {
+        return Err("the archive must hold exactly one file or directory".into());
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    if root.is_dir() {
+        std::fs::create_dir_all(dest)
+            .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", root.display()))
+            .arg(dest)
+            .status()
+            .map_err(|e| format!("cannot run cp: {e}"))?;
+        if !status.success() {
+            return Err(format!("cannot copy files into {}", dest.display()));
+        }
+    } else {
+        std::fs::rename(root, dest)
+            .or_else(|_| std::fs::copy(root, dest).map(|_| ()))
+            .map_err(|e| format!("cannot place {}: {e}", dest.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Backend for LocalBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn offers(&self, spec: &JobSpec) -> Result<Vec<BackendOffer>, String> {
+        if spec.jobs_per_replica > 1 {
+            return Err(format!(
+                "a multi-node task needs {} hosts and the local fleet is one host",
+                spec.jobs_per_replica
+            ));
+        }
+        let offer = self.inner.host.offer();
+        let req = crate::offers::Requirements {
+            resources: spec.requirements.resources.clone(),
+            spot: spec.requirements.spot,
+            max_price: spec.requirements.max_price,
+        };
+        crate::offers::check_offer(&offer, &req)
+            .map_err(|why| format!("the local fleet does not fit the requirements ({why})"))?;
+        let busy = self
+            .held
+            .lock()
+            .map(|h| !h.ports.is_empty() || !h.gpus.is_empty());
+        Ok(vec![BackendOffer {
+            backend: self.inner.instance.backend.clone(),
+            region: self.inner.instance.region.clone(),
+            instance: self.inner.instance.instance_type.clone(),
+            price: 0.0,
+            busy: busy.unwrap_or(false),
+            offer,
+        }])
+    }
+
+    fn refuses(&self, spec: &JobSpec, command: &JobCommand) -> Option<String> {
+        let mut problems = Vec::new();
+        if spec.image_name.starts_with(DIND_IMAGE) {
+            problems.push("`docker: true`".to_string());
+        } else if !spec.image_name.starts_with(&format!("{BASE_IMAGE}:")) {
+            problems.push(format!("a custom `image` ({})", spec.image_name));
+        }
+        if spec.privileged && !spec.image_name.starts_with(DIND_IMAGE) {
+            problems.push("`privileged: true`".into());
+        }
+        if spec
+            .repo_data
+            .as_ref()
+            .and_then(|r| r.get("repo_type"))
+            .and_then(|t| t.as_str())
+            == Some("remote")
+        {
+            problems.push("a remote Git repo (this host does not clone repositories)".into());
+        }
+        if spec.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
+            problems.push("`volumes`".into());
+        }
+        if let JobCommand::Shell {
+            prelude: Prelude::PythonVenv(version),
+            ..
+        } = command
+        {
+            let default = self.inner.default_python.as_deref() == Some(version.as_str());
+            if !default && !self.inner.pythons.contains_key(version) {
+                problems.push(format!(
+                    "`python: \"{version}\"` (no `python{version}` on this host)"
+                ));
+            }
+        }
+        (!problems.is_empty()).then(|| {
+            format!(
+                "The local fleet runs jobs as processes on the server's host and cannot honour {}. Remove {} or use a fleet that runs containers.",
+                problems.join(", "),
+                if problems.len() == 1 { "it" } else { "them" }
+            )
+        })
+    }
+
+    fn max_nodes(&self) -> u32 {
+        1
+    }
+
+    fn can_place(&self, count: usize, spec: &JobSpec) -> Result<(), String> {
+        match spec.service_port {
+            Some(port) if count > 1 => Err(format!(
+                "The local fleet runs jobs on the host's network, so {count} replicas would all listen on port {port}. Use `replicas: 1`, or a fleet that isolates jobs."
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn instances(&self) -> Vec<InstanceInfo> {
+        vec![self.inner.instance.clone()]
+    }
+
+    async fn start(&self, launch: Launch) -> Result<JobHandle, StartError> {
+        if let Err(why) = self.offers(&launch.spec) {
+            return Err(StartError::NoOffers(why));
+        }
+        if let Some(why) = self.refuses(&launch.spec, &launch.command) {
+            return Err(StartError::Failed(why));
+        }
+        let dir = self.job_dir(&launch.job_id).map_err(StartError::Failed)?;
+        let job_id = launch.job_id.clone();
+        // A runner started before (a crash between starting and saving): its allocation.
+        let started = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || {
+                Inner::was_started(&dir)
+                    .ok()
+                    .filter(|s| *s)
+                    .map(|_| Inner::read_allocation(&dir))
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(a) = started {
+            if let Ok(mut held) = self.held.lock() {
+                held.take(&job_id, &a);
+            }
+            return Ok(self.handle(&job_id, &a));
+        }
+        let a = self.reserve(&job_id, &launch.spec)?;
+        let this = self.inner.clone();
+        let alloc = a.clone();
+        let spawned = tokio::task::spawn_blocking(move || this.spawn(&launch, &alloc))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match spawned {
+            Ok(()) => Ok(self.handle(&job_id, &a)),
+            Err(e) => {
+                self.free(&job_id);
+                Err(StartError::Failed(e))
+            }
+        }
+    }
+
+    async fn find(&self, job_id: &str) -> Result<Option<JobHandle>, BackendError> {
+        let dir = self.job_dir(job_id).map_err(BackendError::Handle)?;
+        let found =
+            blocking(move || Ok(Inner::was_started(&dir)?.then(|| Inner::read_allocation(&dir))))
+                .await?;
+        Ok(found.map(|a| self.handle(job_id, &a)))
+    }
+
+    async fn observe(&self, handle: &JobHandle) -> Result<Observed, BackendError> {
+        let dir = self.handle_dir(handle)?;
+        blocking(move || {
+            if let Some(status) =
+                runner::read_status(&dir).map_err(|e| io_error("read the job's status", e))?
+            {
+                return Ok(Observed::Exited(status));
+            }
+            let lock = match std::fs::File::open(runner::lock_file(&dir)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Observed::Lost("The job's directory is gone".into()));
+                }
+                Err(e) => return Err(io_error("open the job's lock", e)),
+            };
+            match lock.try_lock_shared() {
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let pgid = runner::read_pgid(&dir)
+                        .map_err(|e| io_error("read the job's process group", e))?;
+                    Ok(if pgid.is_some() {
+                        Observed::Running
+                    } else {
+                        Observed::Starting
+                    })
+                }
+                Ok(()) => {
+                    // The runner is gone; it may have written its status just before.
+                    match runner::read_status(&dir)
+                        .map_err(|e| io_error("read the job's status", e))?
+                    {
+                        Some(status) => Ok(Observed::Exited(status)),
+                        None => Ok(Observed::Lost(
+                            "The job's runner is gone and left no exit status".into(),
+                        )),
+                    }
+                }
+                Err(std::fs::TryLockError::Error(e)) => Err(io_error("check the job's lock", e)),
+            }
+        })
+        .await
+    }
+
+    async fn signal(&self, handle: &JobHandle, signal: Signal) -> Result<(), BackendError> {
+        let dir = self.handle_dir(handle)?;
+        let name = match signal {
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+        };
+        blocking(move || {
+            runner::write_atomic(&runner::stop_file(&dir), name.as_bytes())
+                .map_err(|e| io_error("record the stop request", e))?;
+            if let Some(pgid) =
+                runner::read_pgid(&dir).map_err(|e| io_error("read the job's process group", e))?
+            {
+                runner::kill_group(pgid, name).map_err(|e| io_error("signal the job", e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, handle: &JobHandle) -> Result<(), BackendError> {
+        let dir = self.handle_dir(handle)?;
+        if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
+            self.free(id);
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, handles: &[JobHandle]) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        for h in handles.iter().filter(|h| h.backend == NAME) {
+            if let Some(id) = h.data["job_id"].as_str() {
+                let a = Allocation {
+                    gpus: h.gpus.clone(),
+                    ports: h.ports.iter().map(|p| p.container_port).collect(),
+                };
+                held.take(id, &a);
+            }
+        }
+    }
+}

@@ -1,0 +1,805 @@
+//! The typed job spec: what one job of a run runs, built by one pure function from the run spec
+//! and used by the plan, the submission, the orchestrator and the runner alike.
+//!
+//! [`job_specs`] follows the original's job configurators (`services/jobs/configurators`):
+//! one job per replica for services and dev environments, one per node for tasks (node groups
+//! in order), each with its group's commands, resources, image and spot policy, the merged
+//! profile's limits and retry policy, and the container command line of [`JobCommand`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::profile::{Retry, SpotPolicy};
+use crate::config::values::OffableDuration;
+use crate::config::{Configuration, ProfileParams, RunCommon};
+use crate::lifecycle::{JobPolicy, RetryEvent, RetryPolicy};
+use crate::resources::ResourcesSpec;
+
+/// A job spec could not be built from the run spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JobSpecError(pub String);
+
+/// The default graceful stop time, seconds (`DEFAULT_STOP_DURATION`).
+pub const DEFAULT_STOP_DURATION: i64 = 300;
+/// The default retry window, seconds (`DEFAULT_RETRY_DURATION`).
+pub const DEFAULT_RETRY_DURATION: i64 = 3600;
+/// The replica or node group name used when there are no groups.
+pub const DEFAULT_GROUP_NAME: &str = "0";
+/// The repo directory used when a run names none.
+pub const LEGACY_REPO_DIR: &str = "/workflow";
+/// The default image (`dstackai/base`) tag prefix.
+pub const BASE_IMAGE: &str = "dstackai/base";
+/// The version of the base image the original 0.22 server uses.
+pub const BASE_IMAGE_VERSION: &str = "0.16";
+/// The Docker-in-Docker image for `docker: true`.
+pub const DIND_IMAGE: &str = "dstackai/dind";
+
+/// What a job's container runs: a docker-like entrypoint, or a shell with a prelude that
+/// prepares the image and the user's commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobCommand {
+    /// `entrypoint` (split like a shell would) followed by the commands as arguments.
+    Entrypoint(Vec<String>),
+    /// `<shell> -i -c "<prelude> && <script>"`.
+    Shell {
+        /// Absolute path of the shell.
+        shell: String,
+        /// What prepares the environment.
+        prelude: Prelude,
+        /// The user's commands, in order.
+        script: Vec<String>,
+    },
+}
+
+/// What the base image runs before the user's commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prelude {
+    /// Nothing (a custom image).
+    None,
+    /// Start the Docker daemon (`docker: true`).
+    Dockerd,
+    /// Create and activate a virtual environment with this Python version (the base image).
+    PythonVenv(String),
+}
+
+impl JobCommand {
+    /// The command line the original puts in the job spec.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            JobCommand::Entrypoint(argv) => argv.clone(),
+            JobCommand::Shell {
+                shell,
+                prelude,
+                script,
+            } => {
+                let mut all = match prelude {
+                    Prelude::None => Vec::new(),
+                    Prelude::Dockerd => vec!["start-dockerd".to_string()],
+                    Prelude::PythonVenv(python) => crate::spec::venv_prelude(python),
+                };
+                all.extend(script.iter().cloned());
+                vec![
+                    shell.clone(),
+                    "-i".into(),
+                    "-c".into(),
+                    crate::spec::join_shell_commands(&all),
+                ]
+            }
+        }
+    }
+
+    /// The command line for a host that provides the prelude itself (its Python on `PATH`
+    /// rather than a virtual environment made with `sudo` in `/dstack`): the same shell, flags
+    /// and script.
+    pub fn host_argv(&self) -> Vec<String> {
+        match self {
+            JobCommand::Entrypoint(argv) => argv.clone(),
+            JobCommand::Shell { shell, script, .. } => vec![
+                shell.clone(),
+                "-i".into(),
+                "-c".into(),
+                crate::spec::join_shell_commands(script),
+            ],
+        }
+    }
+}
+
+/// An uploaded file archive and where it goes (`FileArchiveMapping`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileArchiveMapping {
+    /// The archive's id.
+    pub id: String,
+    /// Where to unpack it in the job's file system.
+    pub path: String,
+}
+
+/// A port the CLI forwards when attached (`AppSpec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    /// The port in the job.
+    pub port: u16,
+    /// The local port to map it to.
+    pub map_to_port: Option<u16>,
+    /// Name.
+    pub app_name: String,
+    /// URL path to print.
+    #[serde(default)]
+    pub url_path: Option<String>,
+    /// Query parameters to print.
+    #[serde(default)]
+    pub url_query_params: Option<Value>,
+}
+
+/// The requirements of one job (`Requirements`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// Resources.
+    #[serde(deserialize_with = "de_resources")]
+    pub resources: ResourcesSpec,
+    /// Highest price per hour.
+    pub max_price: Option<f64>,
+    /// Spot only (`true`), on-demand only (`false`) or either.
+    pub spot: Option<bool>,
+    /// Capacity reservation.
+    pub reservation: Option<String>,
+    /// Several jobs per replica.
+    pub multinode: Option<bool>,
+    /// Backend options.
+    pub backend_options: Option<Value>,
+}
+
+fn de_resources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ResourcesSpec, D::Error> {
+    let value = Value::deserialize(d)?;
+    let node = crate::config::Node::from_json(&value);
+    let mut cx = crate::config::decode::Cx::new();
+    match crate::config::resources::resources(&mut cx, &node) {
+        Ok(r) if !cx.has_issues() => Ok(r),
+        _ => Err(serde::de::Error::custom("invalid resources in a job spec")),
+    }
+}
+
+/// Environment variables in their order, serialised as a mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvVars(pub Vec<(String, String)>);
+
+impl Serialize for EnvVars {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvVars {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EnvVars, D::Error> {
+        let map = serde_json::Map::<String, Value>::deserialize(d)?;
+        Ok(EnvVars(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// What one job runs (`JobSpec`), in the original's wire shape and field order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Replica number.
+    #[serde(default)]
+    pub replica_num: i64,
+    /// Job number within the replica.
+    pub job_num: i64,
+    /// `<run>-<job_num>-<replica_num>`.
+    pub job_name: String,
+    /// Jobs per replica.
+    #[serde(default = "one")]
+    pub jobs_per_replica: i64,
+    /// The replica group.
+    #[serde(default = "default_group")]
+    pub replica_group: String,
+    /// Ports to forward when attached.
+    #[serde(default)]
+    pub app_specs: Option<Vec<AppSpec>>,
+    /// The Unix user.
+    #[serde(default)]
+    pub user: Option<Value>,
+    /// The container command line.
+    pub commands: Vec<String>,
+    /// Environment (values may hold `${{ secrets.* }}` references).
+    pub env: EnvVars,
+    /// Home directory.
+    #[serde(default)]
+    pub home_dir: Option<String>,
+    /// Image.
+    pub image_name: String,
+    /// Privileged container.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Clone only the current branch.
+    #[serde(default)]
+    pub single_branch: Option<bool>,
+    /// The longest the job may run, seconds.
+    #[serde(default)]
+    pub max_duration: Option<i64>,
+    /// Graceful stop time, seconds (`None`: no limit).
+    #[serde(default)]
+    pub stop_duration: Option<i64>,
+    /// Utilisation policy.
+    #[serde(default)]
+    pub utilization_policy: Option<Value>,
+    /// Registry credentials.
+    #[serde(default)]
+    pub registry_auth: Option<Value>,
+    /// Requirements.
+    pub requirements: Requirements,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    /// Volumes.
+    #[serde(default)]
+    pub volumes: Option<Vec<Value>>,
+    /// The job's SSH key for inter-node communication.
+    #[serde(default)]
+    pub ssh_key: Option<Value>,
+    /// Working directory (absolute), or the image's.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// Repo data.
+    #[serde(default)]
+    pub repo_data: Option<Value>,
+    /// The uploaded code of a local repo.
+    #[serde(default)]
+    pub repo_code_hash: Option<String>,
+    /// Where the repo goes.
+    #[serde(default = "legacy_repo_dir")]
+    pub repo_dir: String,
+    /// What to do when the repo directory exists.
+    #[serde(default)]
+    pub repo_exists_action: Option<String>,
+    /// Uploaded files.
+    #[serde(default)]
+    pub file_archives: Vec<FileArchiveMapping>,
+    /// The service port.
+    #[serde(default)]
+    pub service_port: Option<u16>,
+    /// Probes.
+    #[serde(default)]
+    pub probes: Vec<Value>,
+    /// Node group index.
+    #[serde(default)]
+    pub node_group_index: i64,
+    /// Node group name.
+    #[serde(default = "default_group")]
+    pub node_group_name: String,
+    /// Index within the node group.
+    #[serde(default)]
+    pub node_group_job_index: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn default_group() -> String {
+    DEFAULT_GROUP_NAME.into()
+}
+
+fn legacy_repo_dir() -> String {
+    LEGACY_REPO_DIR.into()
+}
+
+impl JobSpec {
+    /// The limits and retries the lifecycle applies.
+    pub fn policy(&self) -> JobPolicy {
+        JobPolicy {
+            retry: self.retry.clone(),
+            max_duration: self.max_duration,
+            stop_duration: self.stop_duration,
+        }
+    }
+
+    /// The minimum number of GPUs the job asks for.
+    pub fn gpu_count(&self) -> u32 {
+        self.requirements
+            .resources
+            .gpu
+            .as_ref()
+            .and_then(|g| g.count.min)
+            .map_or(0, |n| n.max(0) as u32)
+    }
+}
+
+/// What [`job_specs`] needs besides the validated configuration.
+#[derive(Debug, Clone)]
+pub struct RunInput<'a> {
+    /// The run's name.
+    pub run_name: &'a str,
+    /// The validated configuration, with the server's defaults applied.
+    pub config: &'a Configuration,
+    /// The run spec's profile (the CLI's `--profile`), overridden by the configuration.
+    pub profile: Option<&'a ProfileParams>,
+    /// `run_spec.repo_data`.
+    pub repo_data: Option<Value>,
+    /// `run_spec.repo_code_hash`.
+    pub repo_code_hash: Option<String>,
+    /// `run_spec.file_archives`.
+    pub file_archives: Vec<FileArchiveMapping>,
+    /// The Python version used when the configuration names none.
+    pub default_python: &'a str,
+}
+
+/// The profile parameters a job reads, merged as the original's `merged_profile`: the
+/// configuration's value when set, else the run spec's profile.
+#[derive(Debug, Clone, Default)]
+struct Merged {
+    retry: Option<Retry>,
+    max_duration: Option<OffableDuration>,
+    stop_duration: Option<OffableDuration>,
+    max_price: Option<f64>,
+    spot_policy: Option<SpotPolicy>,
+    reservation: Option<String>,
+    utilization_policy: Option<Value>,
+    backend_options: Option<Value>,
+}
+
+fn merge(own: &ProfileParams, profile: Option<&ProfileParams>) -> Merged {
+    Merged {
+        retry: own
+            .retry
+            .clone()
+            .or_else(|| profile.and_then(|p| p.retry.clone())),
+        max_duration: own
+            .max_duration
+            .or_else(|| profile.and_then(|p| p.max_duration)),
+        stop_duration: own
+            .stop_duration
+            .or_else(|| profile.and_then(|p| p.stop_duration)),
+        max_price: own.max_price.or_else(|| profile.and_then(|p| p.max_price)),
+        spot_policy: own
+            .spot_policy
+            .or_else(|| profile.and_then(|p| p.spot_policy)),
+        reservation: own
+            .reservation
+            .clone()
+            .or_else(|| profile.and_then(|p| p.reservation.clone())),
+        utilization_policy: own
+            .utilization_policy
+            .as_ref()
+            .or_else(|| profile.and_then(|p| p.utilization_policy.as_ref()))
+            .and_then(|u| serde_json::to_value(u).ok()),
+        backend_options: own
+            .backend_options
+            .as_ref()
+            .or_else(|| profile.and_then(|p| p.backend_options.as_ref()))
+            .and_then(|b| serde_json::to_value(b).ok()),
+    }
+}
+
+/// The retry policy of a merged profile (`get_retry`).
+pub fn retry_policy(retry: Option<&Retry>) -> Option<RetryPolicy> {
+    let all = || {
+        vec![
+            RetryEvent::NoCapacity,
+            RetryEvent::Interruption,
+            RetryEvent::Error,
+        ]
+    };
+    match retry? {
+        Retry::Enabled(false) => None,
+        Retry::Enabled(true) => Some(RetryPolicy {
+            on_events: all(),
+            duration: DEFAULT_RETRY_DURATION,
+        }),
+        Retry::Spec {
+            on_events,
+            duration,
+        } => Some(RetryPolicy {
+            on_events: match on_events {
+                Some(events) => events
+                    .iter()
+                    .filter_map(|e| RetryEvent::parse(e.as_str()).ok())
+                    .collect(),
+                None => all(),
+            },
+            duration: duration.unwrap_or(DEFAULT_RETRY_DURATION),
+        }),
+    }
+}
+
+/// One group of jobs: a service replica group, a task node group, or the whole run.
+#[derive(Debug, Clone)]
+struct Group {
+    name: String,
+    index: i64,
+    size: i64,
+    commands: Vec<String>,
+    resources: ResourcesSpec,
+    image: Option<String>,
+    python: Option<String>,
+    nvcc: Option<bool>,
+    docker: Option<bool>,
+    privileged: Option<bool>,
+    spot_policy: Option<SpotPolicy>,
+    reservation: Option<String>,
+    ports: Vec<crate::config::values::PortMapping>,
+}
+
+fn groups(config: &Configuration) -> Result<Vec<Group>, JobSpecError> {
+    let base = |name: &str, size: i64, commands: Vec<String>, common: &RunCommon| Group {
+        name: name.into(),
+        index: 0,
+        size,
+        commands,
+        resources: common.resources.clone(),
+        image: None,
+        python: None,
+        nvcc: None,
+        docker: None,
+        privileged: None,
+        spot_policy: None,
+        reservation: None,
+        ports: Vec::new(),
+    };
+    Ok(match config {
+        Configuration::Task(t) => match &t.groups {
+            Some(gs) => gs
+                .iter()
+                .enumerate()
+                .map(|(i, g)| Group {
+                    index: i as i64,
+                    resources: g.resources.clone(),
+                    ports: g.ports.clone(),
+                    ..base(&g.name, g.nodes, g.commands.clone(), &t.common)
+                })
+                .collect(),
+            None => vec![Group {
+                ports: t.ports.clone(),
+                ..base(
+                    DEFAULT_GROUP_NAME,
+                    t.nodes.unwrap_or(1),
+                    t.commands.clone(),
+                    &t.common,
+                )
+            }],
+        },
+        Configuration::Service(s) => s
+            .effective_groups()
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| Group {
+                name: g.name.clone(),
+                index: i as i64,
+                size: g.replicas.min.unwrap_or(0),
+                commands: g.commands.clone(),
+                resources: g.resources.clone(),
+                image: g.image.clone(),
+                python: g.python.map(|p| p.as_str().to_string()),
+                nvcc: g.nvcc,
+                docker: g.docker,
+                privileged: g.privileged,
+                spot_policy: g.spot_policy,
+                reservation: g.reservation.clone(),
+                ports: Vec::new(),
+            })
+            .collect(),
+        Configuration::DevEnvironment(d) => {
+            let mut commands = d.common.setup.clone();
+            commands.push("echo".into());
+            commands.extend(d.init.iter().cloned());
+            commands.push(format!(
+                "echo 'To connect via SSH, use: `ssh {}`'",
+                d.common.name.as_deref().unwrap_or_default()
+            ));
+            commands.push("echo".into());
+            commands.push("echo -n 'To exit, press Ctrl+C.'".into());
+            commands.push("tail -f /dev/null".into());
+            vec![Group {
+                ports: d.ports.clone(),
+                ..base(DEFAULT_GROUP_NAME, 1, commands, &d.common)
+            }]
+        }
+        other => {
+            return Err(JobSpecError(format!(
+                "`{}` is not a run configuration",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+fn run_parts(config: &Configuration) -> Option<(&RunCommon, &ProfileParams)> {
+    match config {
+        Configuration::Task(t) => Some((&t.common, &t.profile)),
+        Configuration::Service(s) => Some((&s.common, &s.profile)),
+        Configuration::DevEnvironment(d) => Some((&d.common, &d.profile)),
+        _ => None,
+    }
+}
+
+fn shell_path(shell: &str) -> String {
+    if shell.starts_with('/') {
+        shell.to_string()
+    } else {
+        format!("/bin/{shell}")
+    }
+}
+
+/// The command of a job of `group` (`JobConfigurator._commands`).
+fn job_command(
+    common: &RunCommon,
+    group: &Group,
+    grouped_service: bool,
+    default_python: &str,
+) -> Result<JobCommand, JobSpecError> {
+    if let Some(entrypoint) = &common.entrypoint {
+        let mut argv = crate::spec::shlex_split(entrypoint).map_err(|e| JobSpecError(e.0))?;
+        argv.extend(group.commands.iter().cloned());
+        if argv.is_empty() {
+            return Err(JobSpecError(no_command()));
+        }
+        return Ok(JobCommand::Entrypoint(argv));
+    }
+    if group.commands.is_empty() {
+        return Err(JobSpecError(no_command()));
+    }
+    let docker = group.docker.or(common.docker) == Some(true);
+    let group_image = grouped_service && group.image.is_some();
+    let shell = match &common.shell {
+        Some(shell) => shell_path(shell),
+        None if group.docker == Some(true) => "/bin/bash".into(),
+        None if group_image => "/bin/sh".into(),
+        None if common.image.is_some() => "/bin/sh".into(),
+        None => "/bin/bash".into(),
+    };
+    let prelude = if docker {
+        Prelude::Dockerd
+    } else if common.image.is_some() || group_image {
+        Prelude::None
+    } else {
+        let python = group
+            .python
+            .clone()
+            .or_else(|| common.python.map(|p| p.as_str().to_string()))
+            .unwrap_or_else(|| default_python.to_string());
+        Prelude::PythonVenv(python)
+    };
+    Ok(JobCommand::Shell {
+        shell,
+        prelude,
+        script: group.commands.clone(),
+    })
+}
+
+fn no_command() -> String {
+    "Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration".into()
+}
+
+fn image_name(common: &RunCommon, group: &Group) -> String {
+    if group.docker.or(common.docker) == Some(true) {
+        return DIND_IMAGE.into();
+    }
+    if let Some(image) = group.image.as_ref().or(common.image.as_ref()) {
+        return image.clone();
+    }
+    let devel = group.nvcc.or(common.nvcc) == Some(true);
+    format!(
+        "{BASE_IMAGE}:{BASE_IMAGE_VERSION}-{}-ubuntu24.04",
+        if devel { "devel" } else { "base" }
+    )
+}
+
+fn offable(value: Option<OffableDuration>, default: Option<i64>) -> Option<i64> {
+    match value {
+        None => default,
+        Some(OffableDuration::Off) => None,
+        Some(OffableDuration::Seconds(s)) => Some(s),
+    }
+}
+
+/// The jobs of every replica a run starts with (replicas × nodes), in order.
+pub fn job_specs(input: &RunInput<'_>) -> Result<Vec<JobSpec>, JobSpecError> {
+    let groups = groups(input.config)?;
+    let mut out = Vec::new();
+    match input.config {
+        Configuration::Task(_) => {
+            let total: i64 = groups.iter().map(|g| g.size).sum();
+            let mut job_num = 0;
+            for g in &groups {
+                for local in 0..g.size {
+                    out.push(one_job(input, g, 0, job_num, total, local)?);
+                    job_num += 1;
+                }
+            }
+        }
+        _ => {
+            let mut replica = 0;
+            for g in &groups {
+                for _ in 0..g.size {
+                    out.push(one_job(input, g, replica, 0, 1, 0)?);
+                    replica += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The jobs of one more submission of `replica_num` (a retry), as [`job_specs`] builds them.
+pub fn replica_job_specs(
+    input: &RunInput<'_>,
+    replica_num: i64,
+) -> Result<Vec<JobSpec>, JobSpecError> {
+    Ok(job_specs(input)?
+        .into_iter()
+        .filter(|j| j.replica_num == replica_num)
+        .collect())
+}
+
+/// The job spec of the first job, for plans (also when the run would start no replica).
+pub fn plan_job_spec(input: &RunInput<'_>) -> Result<JobSpec, JobSpecError> {
+    let groups = groups(input.config)?;
+    let first = groups
+        .first()
+        .ok_or_else(|| JobSpecError("the run has no jobs".into()))?;
+    let total = match input.config {
+        Configuration::Task(_) => groups.iter().map(|g| g.size).sum(),
+        _ => 1,
+    };
+    one_job(input, first, 0, 0, total, 0)
+}
+
+fn one_job(
+    input: &RunInput<'_>,
+    group: &Group,
+    replica_num: i64,
+    job_num: i64,
+    jobs_per_replica: i64,
+    node_index: i64,
+) -> Result<JobSpec, JobSpecError> {
+    let (common, own) =
+        run_parts(input.config).ok_or_else(|| JobSpecError("not a run configuration".into()))?;
+    let merged = merge(own, input.profile);
+    let service = matches!(input.config, Configuration::Service(_));
+    let task = matches!(input.config, Configuration::Task(_));
+    let grouped_service = service && group.name != DEFAULT_GROUP_NAME
+        || matches!(input.config, Configuration::Service(s) if s.groups.is_some());
+    let command = job_command(common, group, grouped_service, input.default_python)?;
+    let mut resources = group.resources.clone();
+    let image = group.image.as_ref().or(common.image.as_ref());
+    if resources.cpu.arch.is_none() && image.is_none() {
+        resources.cpu.arch = Some(crate::resources::CpuArch::X86);
+    }
+    let spot_policy = group
+        .spot_policy
+        .or(merged.spot_policy)
+        .unwrap_or(SpotPolicy::OnDemand);
+    let env: Vec<(String, String)> = common
+        .env
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect();
+    let working_dir = common.working_dir.as_ref().map(|w| {
+        if w.starts_with('/') {
+            w.clone()
+        } else {
+            format!("{LEGACY_REPO_DIR}/{w}")
+        }
+    });
+    let app_specs: Vec<AppSpec> = group
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| AppSpec {
+            port: p.container_port,
+            map_to_port: p.local_port,
+            app_name: format!("app_{i}"),
+            url_path: None,
+            url_query_params: None,
+        })
+        .collect();
+    let ssh_key = None;
+    Ok(JobSpec {
+        replica_num,
+        job_num,
+        job_name: format!("{}-{job_num}-{replica_num}", input.run_name),
+        jobs_per_replica,
+        replica_group: if service {
+            group.name.clone()
+        } else {
+            DEFAULT_GROUP_NAME.into()
+        },
+        app_specs: Some(app_specs),
+        user: common.user.as_ref().map(|u| Value::String(u.clone())),
+        commands: command.argv(),
+        env: EnvVars(env),
+        home_dir: Some(common.home_dir.clone()),
+        image_name: image_name(common, group),
+        privileged: group.docker.or(common.docker) == Some(true)
+            || group.privileged.unwrap_or(common.privileged),
+        single_branch: Some(
+            common
+                .single_branch
+                .unwrap_or(!matches!(input.config, Configuration::DevEnvironment(_))),
+        ),
+        max_duration: offable(merged.max_duration, None),
+        stop_duration: offable(merged.stop_duration, Some(DEFAULT_STOP_DURATION)),
+        utilization_policy: merged.utilization_policy,
+        registry_auth: common
+            .registry_auth
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok()),
+        requirements: Requirements {
+            resources,
+            max_price: merged.max_price,
+            spot: match spot_policy {
+                SpotPolicy::Auto => None,
+                SpotPolicy::Spot => Some(true),
+                SpotPolicy::OnDemand => Some(false),
+            },
+            reservation: group.reservation.clone().or(merged.reservation),
+            multinode: Some(jobs_per_replica > 1),
+            backend_options: merged.backend_options,
+        },
+        retry: retry_policy(merged.retry.as_ref()),
+        volumes: Some(
+            crate::spec::interpolate_job_volumes(&common.volumes, job_num.max(0) as u32)
+                .map_err(|e| JobSpecError(e.0))?
+                .iter()
+                .filter_map(|v| serde_json::to_value(v).ok())
+                .collect(),
+        ),
+        ssh_key,
+        working_dir,
+        repo_data: input.repo_data.clone(),
+        repo_code_hash: input.repo_code_hash.clone(),
+        repo_dir: common
+            .repos
+            .first()
+            .map_or_else(legacy_repo_dir, |r| r.path.clone()),
+        repo_exists_action: common
+            .repos
+            .first()
+            .and_then(|r| serde_json::to_value(&r.if_exists).ok())
+            .and_then(|v| v.as_str().map(str::to_string)),
+        file_archives: input.file_archives.clone(),
+        service_port: match input.config {
+            Configuration::Service(s) => Some(s.port.container_port),
+            _ => None,
+        },
+        probes: Vec::new(),
+        node_group_index: if task { group.index } else { 0 },
+        node_group_name: if task {
+            group.name.clone()
+        } else {
+            DEFAULT_GROUP_NAME.into()
+        },
+        node_group_job_index: if task { node_index } else { 0 },
+    })
+}
+
+/// The command of a job of this spec, rebuilt from the configuration (the job spec keeps only
+/// the rendered argv): backends render it for their environment.
+pub fn command_of(input: &RunInput<'_>, spec: &JobSpec) -> Result<JobCommand, JobSpecError> {
+    let groups = groups(input.config)?;
+    let (common, _) =
+        run_parts(input.config).ok_or_else(|| JobSpecError("not a run configuration".into()))?;
+    let group = match input.config {
+        Configuration::Task(_) => groups.get(spec.node_group_index.max(0) as usize),
+        _ => groups.iter().find(|g| g.name == spec.replica_group),
+    }
+    .ok_or_else(|| JobSpecError(format!("no group for job {}", spec.job_name)))?;
+    let grouped_service = matches!(input.config, Configuration::Service(s) if s.groups.is_some());
+    job_command(common, group, grouped_service, input.default_python)
+}
