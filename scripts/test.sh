@@ -48,6 +48,11 @@ export DSTACK_UPSTREAM_VENV="$UPSTREAM_VENV"
 step "cargo test (dstack-core with the server, dstack-cli)"
 cargo test -q -p dstack-core -p dstack-cli --features dstack-core/server
 
+step "end-to-end: the server and CLIs as processes (dstack-tests: server_e2e, upstream_cli)"
+# The rest of dstack-tests are acceptance tests for known defects: `cargo test -p dstack-tests`.
+cargo build -q -p dstack-cli
+cargo test -q -p dstack-tests -- server_e2e:: upstream_cli::
+
 step "conformance vectors (release build, as documented)"
 if [[ -f "$REPO/../shared/conformance/config-vectors.yaml" ]]; then
     cargo run --release -q -p dstack-core --example conformance -- "$REPO/../shared/conformance/config-vectors.yaml" | tail -n 1

@@ -3,7 +3,7 @@
 //! survives `kill -9` of the server, and `stop` leaves nothing behind.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ impl ServerProcess {
         database_url: Option<&str>,
         env: &[(&str, &str)],
     ) -> ServerProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstack"));
+        let mut cmd = Command::new(crate::util::dstack_bin());
         cmd.envs(env.iter().copied());
         cmd.args(["server", "--host", "127.0.0.1", "--port", "0"])
             .env("HOME", home)
@@ -168,14 +168,9 @@ impl ServerProcess {
     }
 }
 
-fn temp_home(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir =
-        std::env::temp_dir().join(format!("dstack-e2e-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp home");
-    dir
+/// A temporary HOME; everything started under it is stopped and it is removed when dropped.
+fn temp_home(name: &str) -> crate::util::TempHome {
+    crate::util::TempHome::new(name)
 }
 
 fn free_port() -> u16 {
@@ -379,7 +374,7 @@ fn files_are_uploaded_and_the_limit_holds() {
         &[("DSTACK_SERVER_CODE_UPLOAD_LIMIT", "32768")],
     );
     let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_dstack"))
+        Command::new(crate::util::dstack_bin())
             .args(args)
             .env("HOME", &home)
             .env("NO_COLOR", "1")

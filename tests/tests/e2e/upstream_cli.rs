@@ -34,16 +34,10 @@ fn upstream_cli_smoke_script_passes() {
         );
         return;
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let home = std::env::temp_dir().join(format!(
-        "dstack-upstream-cli-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&home).expect("home");
+    // Jobs outlive the server; the HOME guard stops whatever is left under it.
+    let home = crate::util::TempHome::new("upstream-cli");
     let mut server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_dstack"))
+        Command::new(crate::util::dstack_bin())
             .args(["server", "--host", "127.0.0.1", "--port", "0"])
             .env("HOME", &home)
             .env_remove("DSTACK_DATABASE_URL")
