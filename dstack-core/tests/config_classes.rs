@@ -256,3 +256,135 @@ fn presets() {
 "#,
     );
 }
+
+#[test]
+fn ports_from_the_command_line() {
+    check(
+        r#"
+- id: merge-ports
+  kind: cli_apply_args
+  source: cli/services/configurators/run.py::_merge_ports, _unique_ports_constraint
+  cases:
+  - input: {configuration: {type: task, commands: [x], ports: ["9000:8080"]}, args: ["-p", "8080"]}
+    expect_subset: {ports: [{local_port: 8080, container_port: 8080}]}
+  - input: {configuration: {type: task, commands: [x], ports: [8080]}, args: ["-p", "3000:8081"]}
+    expect_subset: {ports: [{local_port: 8080, container_port: 8080}, {local_port: 3000, container_port: 8081}]}
+  - input: {configuration: {type: task, commands: [x], ports: [8080, "9000:8080"]}, args: ["-p", "3000"]}
+    error: "Port 8080 is already in use"
+  - input: {configuration: {type: task, commands: [x], ports: [8080]}, args: ["-p", "8081", "-p", "9000:8081"]}
+    error: "Port 8081 is already in use"
+  - input: {configuration: {type: task, commands: [x], ports: [8080]}, args: ["-p", "8080:8081"]}
+    error: "Port 8080 is already in use"
+  - input: {configuration: {type: dev-environment, ports: ["*:8080"]}, args: ["-p", "*:8081"]}
+    expect_subset: {ports: [{local_port: null, container_port: 8080}, {local_port: null, container_port: 8081}]}
+  - input: {configuration: {type: task, commands: [x], ports: [8080, 8080]}, args: []}
+    expect_subset: {ports: [{local_port: 8080, container_port: 8080}, {local_port: 8080, container_port: 8080}]}
+"#,
+    );
+}
+
+#[test]
+fn interpolation_of_replica_group_commands() {
+    check(
+        r#"
+- id: group-commands
+  kind: cli_apply_args
+  source: cli/services/configurators/run.py::ServiceConfigurator.apply_args, _interpolate_commands
+  cases:
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ run.args }}"]}]}, args: ["--", "a b"]}
+    expect_subset: {groups: [{commands: ["echo 'a b'"]}]}
+  - input: {configuration: {type: service, port: 8000, replicas: [{count: 1, commands: ["echo ${{ groups[0].replicas[0].IP_ADDRESS }} ${{ secrets.T }}"]}]}, args: []}
+    expect_subset: {groups: [{commands: ["echo ${{ groups[0].replicas[0].IP_ADDRESS }} ${{ secrets.T }}"]}]}
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo $${{ x }} $$HOME"]}]}, args: []}
+    expect_subset: {groups: [{commands: ["echo ${{ x }} $HOME"]}]}
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo $x $${{ run.args }}"]}]}, args: ["--", "q"]}
+    expect_subset: {groups: [{commands: ["echo $x $q"]}]}
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo $x $$"]}]}, args: []}
+    expect_subset: {groups: [{commands: ["echo $x $$"]}]}
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ groups[0].replica[0].IP_ADDRESS }}"]}]}, args: []}
+    error: "Illegal reference name: groups[0].replica[0].IP_ADDRESS"
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ groups }}"]}]}, args: []}
+    error: "Illegal reference name: groups"
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ secrets[0] }}"]}]}, args: []}
+    error: "Illegal reference name: secrets[0]"
+  - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ run.args"]}]}, args: []}
+    error: "No pattern closing: ${{ run.args"
+- id: interpolator
+  kind: interpolate
+  source: utils/interpolator.py::VariablesInterpolator.interpolate
+  cases:
+  - input: {s: "a $x $$"}
+    expect: {output: "a $x $$", missing: []}
+  - input: {s: "$x $${{ run.args }}"}
+    expect: {output: "$x $qwerty", missing: []}
+  - input: {s: "$$ $x $$ ${{ run.args }}"}
+    expect: {output: "$ $x $$ qwerty", missing: []}
+  - input: {s: "echo $${{ run.args }}"}
+    expect: {output: "echo ${{ run.args }}", missing: []}
+  - input: {s: "${{ secrets.password  }}"}
+    expect: {output: "${{ secrets.password  }}", missing: []}
+  - input: {s: "${{ secrets.password.hash }}"}
+    error: "Illegal reference name: secrets.password.hash"
+  - input: {s: "${{ groups.prefill.nodes[0].IP_ADDRESS }}", skip: [groups]}
+    error: "Illegal reference name"
+"#,
+    );
+}
+
+#[test]
+fn groups_ip_references() {
+    check(
+        r#"
+- id: contains
+  kind: groups_ref_contains
+  source: utils/nodes_interpolator.py::contains_groups_ref
+  cases:
+  - {input: "${{ groups[0].nodes[0].IP }}", expect: true}
+  - {input: "${{ groups }}", expect: true}
+  - {input: "${{groups.x}}", expect: true}
+  - {input: "echo $${{ groups[0].nodes[0].IP_ADDRESS }}", expect: false}
+  - {input: "${{ groups_config.x }}", expect: false}
+- id: validate
+  kind: groups_refs_validate
+  source: utils/nodes_interpolator.py::validate_groups_refs
+  cases:
+  - {input: "${{ groups[0].nodes[0].IP }}", error: "Illegal reference name: groups[0].nodes[0].IP"}
+  - {input: "${{ groups }}", error: "Illegal reference name: groups"}
+  - {input: "echo $${{ groups[0].bad }}", ok: true}
+  - {input: "echo ${{ groups[0].nodes[0].IP_ADDRESS", ok: true}
+  - {input: "${{groups[0].nodes[0].IP_ADDRESS}}", ok: true}
+- id: find
+  kind: groups_ref_find
+  source: utils/nodes_interpolator.py::find_groups_ip_refs
+  cases:
+  - {input: "${{ groups[0].nodes[1].IP_ADDRESS }} ${{groups[2].nodes[0].IP_ADDRESS}}", expect: [[0, nodes, 1], [2, nodes, 0]]}
+  - {input: "$${{ groups[0].replicas[0].IP_ADDRESS }}", expect: []}
+  - {input: "${{ groups[01].replicas[0].IP_ADDRESS }}", expect: [[1, replicas, 0]]}
+- id: member-and-bounds
+  kind: groups_ref_member
+  source: utils/nodes_interpolator.py::validate_groups_ref_member
+  cases:
+  - {input: {s: "${{ groups[0].replicas[0].IP_ADDRESS }}", expected_member: nodes}, error: "Illegal reference name: groups[0].replicas[0].IP_ADDRESS"}
+  - {input: {s: "${{ groups[0].nodes[0].IP }}", expected_member: replicas}, ok: true}
+- id: bounds
+  kind: groups_ref_bounds
+  source: utils/nodes_interpolator.py::validate_groups_ref_bounds
+  cases:
+  - {input: {s: "${{ groups[0].nodes[1].IP_ADDRESS }}", group_sizes: [1, 2]}, error: "Invalid reference groups[0].nodes[1].IP_ADDRESS: out of range"}
+  - {input: {s: "${{ groups[2].nodes[0].IP_ADDRESS }}", group_sizes: [1, 2]}, error: "Invalid reference groups[2].nodes[0].IP_ADDRESS: out of range"}
+  - {input: {s: "${{ groups[0].replicas[1].IP_ADDRESS }}", group_sizes: [1], member: replicas}, error: "out of range"}
+  - {input: {s: "${{ groups[0].replicas[0].IP_ADDRESS }}", group_sizes: [0], member: replicas}, error: "Invalid reference groups[0].replicas[0].IP_ADDRESS: this group scales to zero, so no replica is guaranteed at start"}
+  - {input: {s: "${{ groups[9].nodes[9].IP_ADDRESS }}", group_sizes: [1], member: replicas}, ok: true}
+- id: substitute
+  kind: groups_ip_interpolate
+  source: utils/nodes_interpolator.py::interpolate_groups_ip_address, interpolate_groups_replica_ip_address
+  cases:
+  - {input: {s: "${{ groups[0].replicas[0].IP_ADDRESS }}", view: [["10.0.0.1"]], member: nodes}, error: "Illegal reference name"}
+  - {input: {s: "${{ groups[0].nodes[0].IP_ADDRESS }}", view: [["10.0.0.1"]], member: replicas}, error: "Illegal reference name"}
+  - {input: {s: "${{ groups[0].nodes[0].IP }}", view: [["10.0.0.1"]], member: nodes}, error: "Illegal reference name"}
+  - {input: {s: "${{ groups[1].nodes[0].IP_ADDRESS }}", view: [["10.0.0.1"]], member: nodes}, error: "Invalid reference groups[1].nodes[0].IP_ADDRESS: out of range"}
+  - {input: {s: "${{ groups[0].nodes[0].IP_ADDRESS }}", view: [[""]], member: nodes}, error: "IP not available for groups[0].nodes[0].IP_ADDRESS"}
+  - {input: {s: "echo $$ $${{ groups[0].nodes[0].IP_ADDRESS }} ${{groups[0].nodes[0].IP_ADDRESS}}", view: [["10.0.0.1"]], member: nodes}, expect: "echo $$ $${{ groups[0].nodes[0].IP_ADDRESS }} 10.0.0.1"}
+"#,
+    );
+}

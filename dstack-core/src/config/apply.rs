@@ -106,22 +106,31 @@ pub fn apply(
         common.env.set(&key, value);
     }
     resolve_env(&mut common.env, environ)?;
-    if let Some(dir) = &common.working_dir
-        && !dir.starts_with('/')
-    {
-        return Err(ApplyError::Invalid("working_dir must be absolute".into()));
-    }
+    // The order of the original's `apply_args`: `env` references in `registry_auth` and
+    // probes, then ports (`-p`), then commands (top level, then groups).
     let env = common.env.clone();
     let env_lookup = move |ns: &str, name: &str| -> Option<String> {
         (ns == "env")
             .then(|| env.get(name).flatten().map(str::to_string))
             .flatten()
     };
+    let with_env = |s: &str| interpolate::interpolate_or_error(s, &env_lookup, &["secrets"]);
     if let Some(auth) = &mut common.registry_auth {
-        auth.username =
-            interpolate::interpolate_or_error(&auth.username, &env_lookup, &["secrets"])?;
-        auth.password =
-            interpolate::interpolate_or_error(&auth.password, &env_lookup, &["secrets"])?;
+        auth.username = with_env(&auth.username)?;
+        auth.password = with_env(&auth.password)?;
+    }
+    if let Configuration::Service(s) = &mut config {
+        for p in s.probes.iter_mut().flatten() {
+            for h in p.headers.iter_mut().flatten() {
+                h.value = with_env(&h.value)?;
+            }
+            if let Some(url) = p.url.as_mut().filter(|u| !u.is_empty()) {
+                *url = with_env(url)?;
+            }
+            if let Some(body) = p.body.as_mut().filter(|b| !b.is_empty()) {
+                *body = with_env(body)?;
+            }
+        }
     }
     let run_args = shlex_join(&args.run_args);
     let command_lookup =
@@ -150,26 +159,15 @@ pub fn apply(
             for g in s.groups.iter_mut().flatten() {
                 interp_commands(&mut g.commands)?;
             }
-            let env = s.common.env.clone();
-            let lookup = move |ns: &str, name: &str| -> Option<String> {
-                (ns == "env")
-                    .then(|| env.get(name).flatten().map(str::to_string))
-                    .flatten()
-            };
-            for p in s.probes.iter_mut().flatten() {
-                if let Some(url) = &mut p.url {
-                    *url = interpolate::interpolate_or_error(url, &lookup, &["secrets"])?;
-                }
-                if let Some(body) = &mut p.body {
-                    *body = interpolate::interpolate_or_error(body, &lookup, &["secrets"])?;
-                }
-                for h in p.headers.iter_mut().flatten() {
-                    h.value = interpolate::interpolate_or_error(&h.value, &lookup, &["secrets"])?;
-                }
-            }
         }
         Configuration::DevEnvironment(d) => merge_ports(&mut d.ports, &args.ports)?,
         _ => {}
+    }
+    if let Some(common) = run_common_mut(&mut config)
+        && let Some(dir) = &common.working_dir
+        && !dir.starts_with('/')
+    {
+        return Err(ApplyError::Invalid("working_dir must be absolute".into()));
     }
     Ok(config)
 }
@@ -196,8 +194,16 @@ pub fn resolve_env(
     Ok(())
 }
 
-/// Merges `-p` mappings into `ports` by container port (later wins).
+/// Merges `-p` mappings into `ports` as the original's `_merge_ports` does (only when `-p` is
+/// given): the container ports must be unique within the configuration and within the
+/// arguments, a `-p` mapping replaces the configured one for its container port (in place) or
+/// is appended, and the local ports of the result must be unique. A repeated port is
+/// `Port <n> is already in use`.
 fn merge_ports(ports: &mut Vec<PortMapping>, extra: &[String]) -> Result<(), ApplyError> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let mut parsed = Vec::with_capacity(extra.len());
     for spec in extra {
         let node = Node::new(Value::Str(spec.clone()));
         let mut cx = Cx::new();
@@ -209,24 +215,35 @@ fn merge_ports(ports: &mut Vec<PortMapping>, extra: &[String]) -> Result<(), App
                     .unwrap_or_else(|| format!("invalid port `{spec}`")),
             )
         })?;
-        match ports
+        parsed.push(mapping);
+    }
+    unique_ports(ports.iter().map(|p| p.container_port))?;
+    unique_ports(parsed.iter().map(|p| p.container_port))?;
+    let mut merged = ports.clone();
+    for mapping in parsed {
+        match merged
             .iter_mut()
             .find(|p| p.container_port == mapping.container_port)
         {
             Some(existing) => *existing = mapping,
-            None => ports.push(mapping),
+            None => merged.push(mapping),
         }
     }
-    let mut seen: Vec<u16> = Vec::new();
-    for p in ports.iter() {
-        if let Some(local) = p.local_port {
-            if seen.contains(&local) {
-                return Err(ApplyError::Invalid(format!(
-                    "Port {local} is already in use"
-                )));
-            }
-            seen.push(local);
+    unique_ports(merged.iter().filter_map(|p| p.local_port))?;
+    *ports = merged;
+    Ok(())
+}
+
+/// `_unique_ports_constraint`: the first port seen twice is an error.
+fn unique_ports(ports: impl Iterator<Item = u16>) -> Result<(), ApplyError> {
+    let mut seen = Vec::new();
+    for port in ports {
+        if seen.contains(&port) {
+            return Err(ApplyError::Invalid(format!(
+                "Port {port} is already in use"
+            )));
         }
+        seen.push(port);
     }
     Ok(())
 }
