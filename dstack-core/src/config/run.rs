@@ -525,9 +525,11 @@ pub struct TaskConfiguration {
 
 /// Returns the first duplicate names of a list, in order.
 pub fn duplicates(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut reported = std::collections::HashSet::new();
     let mut dups: Vec<String> = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) && !dups.contains(name) {
+    for name in names {
+        if !seen.insert(name) && reported.insert(name) {
             dups.push(name.clone());
         }
     }

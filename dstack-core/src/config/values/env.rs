@@ -68,6 +68,7 @@ pub fn env(cx: &mut Cx, n: &Node) -> D<Env> {
     match &n.value {
         Value::Seq(items) => {
             let mut out = Env::default();
+            let mut seen = std::collections::HashSet::new();
             let mut ok = true;
             for (i, item) in items.iter().enumerate() {
                 let parsed = cx.at_index(i, |cx| {
@@ -83,7 +84,7 @@ pub fn env(cx: &mut Cx, n: &Node) -> D<Env> {
                 });
                 match parsed {
                     Ok(((key, value), text)) => {
-                        if out.get(&key).is_some() {
+                        if !seen.insert(key.clone()) {
                             cx.at_index(i, |cx| {
                                 cx.error(item, format!("Duplicate environment variable: {text}"))
                             });
@@ -99,11 +100,19 @@ pub fn env(cx: &mut Cx, n: &Node) -> D<Env> {
         }
         Value::Map(entries) => {
             let mut out = Env::default();
+            // Position of each key, so a repeated key replaces in place in constant time.
+            let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
             let mut ok = true;
             for (k, v) in entries {
                 let key = k.scalar_text().unwrap_or_default();
                 match cx.at(&key, |cx| decode::string(cx, v)) {
-                    Ok(value) => out.set(&key, Some(value)),
+                    Ok(value) => match index.get(&key) {
+                        Some(&i) => out.0[i].1 = Some(value),
+                        None => {
+                            index.insert(key.clone(), out.0.len());
+                            out.0.push((key, Some(value)));
+                        }
+                    },
                     Err(_) => ok = false,
                 }
             }
