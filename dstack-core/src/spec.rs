@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use crate::config::Configuration;
 use crate::config::interpolate::{self, GroupMember};
 use crate::config::profile::{ProfileParams, Retry};
 use crate::config::run::{RunCommon, is_valid_resource_name};
 use crate::config::values::{MountPoint, VolumeNames};
-use crate::config::{Configuration, ServiceConfiguration, TaskConfiguration};
 use crate::resources::gpu::vendors_of;
 use crate::resources::{CpuArch, GpuSpec, ResourcesSpec, Vendor};
 
@@ -39,7 +39,8 @@ pub fn set_gpu_defaults(resources: &mut ResourcesSpec, default_image: bool) {
     if gpu.vendor.is_some() || gpu.count.max == Some(0) {
         return;
     }
-    match &gpu.name {
+    // `if not gpu_spec.name`: an empty list of names counts as none.
+    match gpu.name.as_ref().filter(|names| !names.is_empty()) {
         None => {
             if default_image {
                 gpu.vendor = Some(Vendor::Nvidia);
@@ -99,13 +100,23 @@ pub fn is_valid_docker_volume_target(path: &str) -> bool {
     path.starts_with('/') && !path.contains('\0') && (path == "/" || !path.ends_with('/'))
 }
 
-/// One set of resources to check, with the image settings that apply to it.
-struct Unit<'a> {
-    resources: &'a ResourcesSpec,
-    default_image: bool,
-    docker: bool,
+fn top_unit(c: &RunCommon) -> Unit<'_> {
+    Unit {
+        resources: &c.resources,
+        image: c.image.as_ref(),
+        docker: c.docker,
+    }
 }
 
+/// The resources of one job kind with the image settings that apply to them.
+struct Unit<'a> {
+    resources: &'a ResourcesSpec,
+    image: Option<&'a String>,
+    docker: Option<bool>,
+}
+
+/// What the accelerator and CPU checks look at: the replica or node groups (`true`) when the
+/// configuration has them, else the top level.
 fn units(config: &Configuration) -> (Vec<Unit<'_>>, bool) {
     match config {
         Configuration::Service(s) => match &s.groups {
@@ -114,11 +125,8 @@ fn units(config: &Configuration) -> (Vec<Unit<'_>>, bool) {
                     .iter()
                     .map(|g| Unit {
                         resources: &g.resources,
-                        default_image: uses_default_image(
-                            g.image.as_ref().or(s.common.image.as_ref()),
-                            g.docker.or(s.common.docker),
-                        ),
-                        docker: g.docker.or(s.common.docker) == Some(true),
+                        image: g.image.as_ref().or(s.common.image.as_ref()),
+                        docker: g.docker.or(s.common.docker),
                     })
                     .collect(),
                 true,
@@ -131,8 +139,8 @@ fn units(config: &Configuration) -> (Vec<Unit<'_>>, bool) {
                     .iter()
                     .map(|g| Unit {
                         resources: &g.resources,
-                        default_image: uses_default_image(t.common.image.as_ref(), t.common.docker),
-                        docker: t.common.docker == Some(true),
+                        image: t.common.image.as_ref(),
+                        docker: t.common.docker,
                     })
                     .collect(),
                 true,
@@ -144,137 +152,199 @@ fn units(config: &Configuration) -> (Vec<Unit<'_>>, bool) {
     }
 }
 
-fn top_unit(common: &RunCommon) -> Unit<'_> {
-    Unit {
-        resources: &common.resources,
-        default_image: uses_default_image(common.image.as_ref(), common.docker),
-        docker: common.docker == Some(true),
-    }
+/// `groups[0, 2]` as Python prints the list of indexes.
+fn groups_prefix(indexes: &[usize]) -> String {
+    let list: Vec<String> = indexes.iter().map(usize::to_string).collect();
+    format!("groups[{}]", list.join(", "))
 }
 
-/// Reports a rule broken by some of the units: plainly for a single unit, with a
-/// `groups[0, 2]: ` prefix for groups.
-fn check_units(
-    units: &[Unit<'_>],
-    grouped: bool,
-    bad: impl Fn(&Unit<'_>) -> Option<String>,
-) -> Result<()> {
-    let failing: Vec<(usize, String)> = units
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| bad(u).map(|m| (i, m)))
-        .collect();
-    let Some((_, message)) = failing.first() else {
-        return Ok(());
+/// The vendors a unit asks for that the default image does not support (AMD, Intel,
+/// Tenstorrent), as `_detect_gpu_vendors_requiring_image`: the vendor if set, else the vendors
+/// of the names (unknown names ignored).
+fn vendors_requiring_image(u: &Unit<'_>) -> BTreeSet<&'static str> {
+    if u.image.is_some() || u.docker == Some(true) {
+        return BTreeSet::new();
+    }
+    let Some(gpu) = u.resources.gpu.as_ref().filter(|g| g.count.max != Some(0)) else {
+        return BTreeSet::new();
     };
-    if grouped {
-        let indexes: Vec<String> = failing.iter().map(|(i, _)| i.to_string()).collect();
-        fail(format!("groups[{}]: {message}", indexes.join(", ")))
-    } else {
-        fail(message.clone())
-    }
+    let vendors: Vec<Vendor> = match gpu.vendor {
+        Some(v) => vec![v],
+        None => gpu
+            .name
+            .iter()
+            .flatten()
+            .flat_map(|n| vendors_of(n))
+            .collect(),
+    };
+    vendors
+        .into_iter()
+        .filter(|v| !matches!(v, Vendor::Nvidia | Vendor::Google))
+        .map(Vendor::as_str)
+        .collect()
 }
 
+/// `_validate_gpu_vendor_and_image` and `_validate_cpu_arch_and_image`.
 fn check_accelerators(config: &Configuration) -> Result<()> {
     let (units, grouped) = units(config);
-    check_units(&units, grouped, |u| {
-        if !u.default_image {
-            return None;
+    let mut vendors = BTreeSet::new();
+    let mut failing = Vec::new();
+    for (i, u) in units.iter().enumerate() {
+        let found = vendors_requiring_image(u);
+        if !found.is_empty() {
+            vendors.extend(found);
+            failing.push(i);
         }
-        let gpu = u
-            .resources
-            .gpu
-            .as_ref()
-            .filter(|g| g.count.max != Some(0))?;
-        let vendor = gpu.vendor?;
-        matches!(vendor, Vendor::Amd | Vendor::Intel | Vendor::Tenstorrent).then(|| {
-            format!(
-                "`image` must be set when the requested accelerator is not supported by the default image: ['{}']",
-                vendor.as_str()
-            )
-        })
-    })?;
-    check_units(&units, grouped, |u| {
-        if u.resources.cpu.arch != Some(CpuArch::Arm) {
-            return None;
-        }
-        if u.docker {
-            Some("`docker: true` is not supported on ARM CPU".into())
-        } else if u.default_image {
-            Some("`image` must be set when ARM CPU requested".into())
+    }
+    if !vendors.is_empty() {
+        let names: Vec<String> = vendors.iter().map(|v| format!("'{v}'")).collect();
+        let message = format!(
+            "`image` must be set when the requested accelerator is not supported by the default image: [{}]",
+            names.join(", ")
+        );
+        return if grouped {
+            fail(format!("{}: {message}", groups_prefix(&failing)))
         } else {
-            None
+            fail(message)
+        };
+    }
+    const IMAGE_MSG: &str = "`image` must be set when ARM CPU requested";
+    const DOCKER_MSG: &str = "`docker: true` is not supported on ARM CPU";
+    let (mut without_image, mut with_docker) = (Vec::new(), Vec::new());
+    for (i, u) in units.iter().enumerate() {
+        if u.resources.cpu.arch == Some(CpuArch::Arm) {
+            if u.docker == Some(true) {
+                with_docker.push(i);
+            } else if u.image.is_none() {
+                without_image.push(i);
+            }
         }
-    })
-}
-
-fn retry_duration(retry: Option<&Retry>) -> Option<i64> {
-    match retry {
-        Some(Retry::Spec { duration, .. }) => *duration,
-        _ => None,
+    }
+    if !grouped {
+        return match (with_docker.is_empty(), without_image.is_empty()) {
+            (false, _) => fail(DOCKER_MSG),
+            (true, false) => fail(IMAGE_MSG),
+            (true, true) => Ok(()),
+        };
+    }
+    let mut errors = Vec::new();
+    if !without_image.is_empty() {
+        errors.push(format!("{}: {IMAGE_MSG}", groups_prefix(&without_image)));
+    }
+    if !with_docker.is_empty() {
+        errors.push(format!("{}: {DOCKER_MSG}", groups_prefix(&with_docker)));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        fail(errors.join("\n"))
     }
 }
 
-fn retry_configured(retry: Option<&Retry>) -> bool {
-    !matches!(retry, None | Some(Retry::Enabled(false)))
+/// The commands the server checks for groups references (`_iter_configuration_commands`): a
+/// task's node-group commands (the top-level ones without groups); otherwise the top-level
+/// `commands`, a dev environment's `init`, then every replica group's commands.
+fn configuration_commands(config: &Configuration) -> Vec<&String> {
+    match config {
+        Configuration::Task(t) => match &t.groups {
+            Some(groups) => groups.iter().flat_map(|g| g.commands.iter()).collect(),
+            None => t.commands.iter().collect(),
+        },
+        Configuration::Service(s) => {
+            let groups: Vec<&String> = match &s.groups {
+                Some(groups) => groups.iter().flat_map(|g| g.commands.iter()).collect(),
+                None => s.commands.iter().collect(),
+            };
+            s.commands.iter().chain(groups).collect()
+        }
+        Configuration::DevEnvironment(d) => d.init.iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
-fn check_groups_refs_task(t: &TaskConfiguration) -> Result<()> {
-    let sizes: Vec<i64> = match &t.groups {
-        Some(groups) => groups.iter().map(|g| g.nodes).collect(),
-        None => vec![t.nodes.unwrap_or(1)],
-    };
-    let commands = t
-        .commands
+/// `_validate_groups_ip_refs`: references only in commands, well-formed, of the run type's
+/// member (`nodes` for tasks, `replicas` for services) and within the groups' sizes (node
+/// counts; the minimal replica counts).
+fn check_groups_refs(config: &Configuration, common: &RunCommon) -> Result<()> {
+    if common
+        .env
+        .0
         .iter()
-        .chain(t.groups.iter().flatten().flat_map(|g| g.commands.iter()));
-    for c in commands {
-        interpolate::validate_groups_ref_member(c, GroupMember::Nodes)
-            .map_err(|e| SpecError(e.0))?;
-        interpolate::validate_groups_ref_bounds(c, &sizes, GroupMember::Nodes)
-            .map_err(|e| SpecError(e.0))?;
+        .any(|(_, v)| v.as_deref().is_some_and(interpolate::contains_groups_ref))
+    {
+        return fail("groups IP references are only supported in commands, not in `env`");
+    }
+    let commands = configuration_commands(config);
+    let err = |e: interpolate::InterpolateError| SpecError(e.0);
+    for c in &commands {
+        interpolate::validate_groups_refs(c).map_err(err)?;
+    }
+    let (member, sizes): (GroupMember, Vec<i64>) = match config {
+        Configuration::Task(t) => (
+            GroupMember::Nodes,
+            match &t.groups {
+                Some(groups) => groups.iter().map(|g| g.nodes).collect(),
+                None => vec![t.nodes.unwrap_or(1)],
+            },
+        ),
+        Configuration::Service(s) => (
+            GroupMember::Replicas,
+            s.effective_groups()
+                .iter()
+                .map(|g| g.replicas.min.unwrap_or(0))
+                .collect(),
+        ),
+        _ => return Ok(()),
+    };
+    for c in &commands {
+        interpolate::validate_groups_ref_member(c, member).map_err(err)?;
+    }
+    for c in &commands {
+        interpolate::validate_groups_ref_bounds(c, &sizes, member).map_err(err)?;
     }
     Ok(())
 }
 
-fn check_groups_refs_service(s: &ServiceConfiguration) -> Result<()> {
-    let groups = s.effective_groups();
-    let sizes: Vec<i64> = groups.iter().map(|g| g.replicas.min.unwrap_or(0)).collect();
-    for c in groups.iter().flat_map(|g| g.commands.iter()) {
-        interpolate::validate_groups_ref_member(c, GroupMember::Replicas)
-            .map_err(|e| SpecError(e.0))?;
-        interpolate::validate_groups_ref_bounds(c, &sizes, GroupMember::Replicas)
-            .map_err(|e| SpecError(e.0))?;
-    }
-    Ok(())
-}
-
-/// Validates a submitted run and applies the server's defaults, as the server does before it
-/// plans or submits a run. `profile` is the run spec's profile (CLI `--profile`/`profiles.yml`).
+/// Validates a submitted run and applies the server's defaults, as the original does: the run
+/// spec's own rule (`_validate_dynamo_no_retry`), then `validate_run_spec_and_set_defaults`
+/// in its order. Profile parameters are read from the merged profile (the configuration's
+/// values over `profile`, the run spec's profile from `--profile`/`profiles.yml`).
 pub fn validate_run_spec(
     run_name: Option<&str>,
     config: &mut Configuration,
     profile: Option<&ProfileParams>,
 ) -> Result<()> {
-    if let Some(name) = run_name
-        && !is_valid_resource_name(name)
-    {
-        return fail("Resource name should match regex '^[a-z][a-z0-9-]{1,40}$'");
-    }
-    let Some(common) = config.run_common() else {
-        return Ok(());
-    };
     let own = match &*config {
         Configuration::DevEnvironment(c) => &c.profile,
         Configuration::Task(c) => &c.profile,
         Configuration::Service(c) => &c.profile,
         _ => return Ok(()),
     };
-    for retry in [own.retry.as_ref(), profile.and_then(|p| p.retry.as_ref())] {
-        if retry_duration(retry).is_some_and(|d| d < 0) {
-            return fail("retry.duration cannot be negative");
-        }
+    let merged = own.merged(profile);
+    if let Configuration::Service(s) = &*config
+        && s.has_dynamo_router()
+        && merged.retry.is_some()
+    {
+        return fail(
+            "Retry cannot be configured for services with a Dynamo router replica group. The router's address must remain stable for the life of the run; allowing retry would leave workers bound to a router that no longer exists. Remove `retry` from the profile/configuration and re-apply.",
+        );
     }
+    if let Some(name) = run_name
+        && !is_valid_resource_name(name)
+    {
+        return fail("Resource name should match regex '^[a-z][a-z0-9-]{1,40}$'");
+    }
+    if let Some(Retry::Spec {
+        duration: Some(d), ..
+    }) = &merged.retry
+        && *d < 0
+    {
+        return fail("retry.duration cannot be negative");
+    }
+    let Some(common) = config.run_common() else {
+        return Ok(());
+    };
+    check_groups_refs(config, common)?;
     for v in &common.volumes {
         let path = match v {
             MountPoint::Volume { path, .. } | MountPoint::Instance { path, .. } => path,
@@ -283,60 +353,37 @@ pub fn validate_run_spec(
             return fail(format!("Invalid volume mount path: {path}"));
         }
     }
-    if let Some(policy) = &own.utilization_policy
+    if let Some(policy) = &merged.utilization_policy
         && policy.time_window > METRICS_TTL_SECONDS
     {
         return fail(format!(
-            "utilization_policy.time_window cannot be longer than {METRICS_TTL_SECONDS}s"
+            "Maximum utilization_policy.time_window is {METRICS_TTL_SECONDS}s"
         ));
     }
-    for (_, value) in &common.env.0 {
-        if value
-            .as_deref()
-            .is_some_and(interpolate::contains_groups_ref)
+    if let Configuration::Service(s) = &*config {
+        if merged.schedule.is_some()
+            && s.effective_groups()
+                .iter()
+                .all(|g| g.replicas.min.unwrap_or(0) == 0)
         {
-            return fail("groups IP references are only supported in commands, not in `env`");
+            return fail("Scheduled services with autoscaling to zero are not supported");
+        }
+        let probes = s.probes.as_deref().unwrap_or_default();
+        if probes.len() > MAX_PROBES {
+            return fail(format!("Cannot configure more than {MAX_PROBES} probes"));
+        }
+        if probes
+            .iter()
+            .any(|p| p.timeout.is_some_and(|t| t > MAX_PROBE_TIMEOUT))
+        {
+            return fail(format!(
+                "Probe timeout cannot be longer than {MAX_PROBE_TIMEOUT}s"
+            ));
         }
     }
-    match &*config {
-        Configuration::Task(t) => check_groups_refs_task(t)?,
-        Configuration::Service(s) => {
-            check_groups_refs_service(s)?;
-            if let Some(probes) = &s.probes {
-                if probes.len() > MAX_PROBES {
-                    return fail(format!("Cannot configure more than {MAX_PROBES} probes"));
-                }
-                if probes
-                    .iter()
-                    .any(|p| p.timeout.is_some_and(|t| t > MAX_PROBE_TIMEOUT))
-                {
-                    return fail(format!(
-                        "Probe timeout cannot be longer than {MAX_PROBE_TIMEOUT}s"
-                    ));
-                }
-            }
-            if s.profile.schedule.is_some()
-                && s.effective_groups()
-                    .iter()
-                    .all(|g| g.replicas.min.unwrap_or(0) == 0)
-            {
-                return fail("Scheduled services with autoscaling to zero are not supported");
-            }
-            if s.has_dynamo_router()
-                && (retry_configured(s.profile.retry.as_ref())
-                    || retry_configured(profile.and_then(|p| p.retry.as_ref())))
-            {
-                return fail(
-                    "Retry cannot be configured for services with a Dynamo router replica group. Remove `retry` from the configuration and the profile.",
-                );
-            }
-        }
-        _ => {}
-    }
-    set_resource_defaults(config);
-    check_accelerators(config)?;
     set_run_defaults(config);
-    Ok(())
+    set_resource_defaults(config);
+    check_accelerators(config)
 }
 
 /// Values the server stores for unset properties: `priority: 0`, and `nodes: 1` for tasks
@@ -422,13 +469,13 @@ pub fn shlex_split(s: &str) -> Result<Vec<String>> {
     Ok(words)
 }
 
-/// The shell that runs `commands`: the configured one, else bash with the base image and sh
-/// with a custom image.
+/// The shell that runs `commands` (`JobConfigurator._shell`): the configured one (`sh` and
+/// `bash`, or any relative name, under `/bin`), else bash with the base image and sh with a
+/// custom image.
 pub fn resolve_shell(shell: Option<&str>, custom_image: bool) -> String {
     match shell {
-        Some("sh") => "/bin/sh".into(),
-        Some("bash") => "/bin/bash".into(),
-        Some(path) => path.into(),
+        Some(path) if path.starts_with('/') => path.into(),
+        Some(name) => format!("/bin/{name}"),
         None if custom_image => "/bin/sh".into(),
         None => "/bin/bash".into(),
     }
@@ -462,53 +509,144 @@ pub fn join_shell_commands(commands: &[String]) -> String {
         .join(" && ")
 }
 
-/// The container command line of a task's or service's job (first group).
+/// The image `DUMMY_IMAGE_NAME` names: a job with nothing to run (`:`).
+pub const DUMMY_IMAGE: &str = "scratch";
+
+/// What an image runs by default, from its registry configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `ENTRYPOINT`.
+    pub entrypoint: Vec<String>,
+    /// `CMD`.
+    pub cmd: Vec<String>,
+}
+
+/// The container command line of a task's or service's first job, without the image's
+/// registry configuration (an image without `commands` then has nothing known to run).
 /// `server_python` is the Python version used when the configuration names none.
 pub fn job_commands(config: &Configuration, server_python: &str) -> Result<Vec<String>> {
-    let (common, commands): (&RunCommon, Vec<String>) = match config {
-        Configuration::Task(t) => (
-            &t.common,
-            t.groups
-                .as_ref()
-                .and_then(|g| g.first())
-                .map_or_else(|| t.commands.clone(), |g| g.commands.clone()),
-        ),
-        Configuration::Service(s) => (
-            &s.common,
-            s.effective_groups()
-                .first()
-                .map(|g| g.commands.clone())
-                .unwrap_or_default(),
-        ),
+    job_commands_for(config, 0, server_python, None)
+}
+
+/// The settings of one group of jobs that decide its command line: a service's replica group
+/// may override the image settings of the service.
+struct GroupRun<'a> {
+    commands: Vec<String>,
+    image: Option<&'a str>,
+    docker: Option<bool>,
+    nvcc: Option<bool>,
+    python: Option<&'a str>,
+}
+
+/// The container command line of the jobs of group `group` (a task's node group, a service's
+/// replica group; `0` without groups), as the original's job configurators build it:
+/// - `entrypoint`: its words, then the top-level `commands` as arguments;
+/// - else the group's commands: `<shell> -i -c "<prelude> && <commands>"`, the prelude
+///   starting Docker (`docker: true`), nothing (a custom image), or making the Python
+///   environment of the base image;
+/// - else the image `scratch`: `:`;
+/// - else the image's own `ENTRYPOINT` and `CMD` (`image_config`; `None` when unknown).
+///
+/// Nothing to run is an error.
+pub fn job_commands_for(
+    config: &Configuration,
+    group: usize,
+    server_python: &str,
+    image_config: Option<&ImageConfig>,
+) -> Result<Vec<String>> {
+    let no_group = || SpecError(format!("the configuration has no group {group}"));
+    let (common, top_commands, run): (&RunCommon, &[String], GroupRun<'_>) = match config {
+        Configuration::Task(t) => {
+            let commands = match &t.groups {
+                Some(groups) => groups.get(group).ok_or_else(no_group)?.commands.clone(),
+                None if group == 0 => t.commands.clone(),
+                None => return Err(no_group()),
+            };
+            let run = GroupRun {
+                commands,
+                image: None,
+                docker: None,
+                nvcc: None,
+                python: None,
+            };
+            (&t.common, &t.commands, run)
+        }
+        Configuration::Service(s) => {
+            let (commands, image, docker, nvcc, python) = match &s.groups {
+                Some(groups) => {
+                    let g = groups.get(group).ok_or_else(no_group)?;
+                    (
+                        g.commands.clone(),
+                        g.image.as_deref(),
+                        g.docker,
+                        g.nvcc,
+                        g.python.map(|p| p.as_str()),
+                    )
+                }
+                None if group == 0 => (s.commands.clone(), None, None, None, None),
+                None => return Err(no_group()),
+            };
+            let run = GroupRun {
+                commands,
+                image,
+                docker,
+                nvcc,
+                python,
+            };
+            (&s.common, &s.commands, run)
+        }
         _ => return fail("only tasks and services have commands"),
     };
-    if let Some(entrypoint) = &common.entrypoint {
+    let argv = if let Some(entrypoint) = &common.entrypoint {
         let mut argv = shlex_split(entrypoint)?;
-        argv.extend(commands);
-        return Ok(argv);
-    }
-    if commands.is_empty() {
+        argv.extend(top_commands.iter().cloned());
+        argv
+    } else if !run.commands.is_empty() {
+        let shell = match (&common.shell, run.docker, run.image) {
+            (None, Some(true), _) => "/bin/bash".to_string(),
+            (None, _, Some(_)) => "/bin/sh".to_string(),
+            _ => resolve_shell(common.shell.as_deref(), common.image.is_some()),
+        };
+        let mut all = if run.docker == Some(true) || common.docker == Some(true) {
+            vec!["start-dockerd".to_string()]
+        } else if run.image.is_some() || common.image.is_some() {
+            Vec::new()
+        } else {
+            let python = run
+                .python
+                .or(common.python.map(|p| p.as_str()))
+                .unwrap_or(server_python);
+            venv_prelude(python)
+        };
+        all.extend(run.commands);
+        vec![shell, "-i".into(), "-c".into(), join_shell_commands(&all)]
+    } else if image_name(common, &run) == Some(DUMMY_IMAGE) {
+        vec![":".to_string()]
+    } else {
+        let image = image_config.cloned().unwrap_or_default();
+        image.entrypoint.into_iter().chain(image.cmd).collect()
+    };
+    if argv.is_empty() {
         return fail(
-            "Could not determine what command to run. Set `commands`, or use an image with an entrypoint",
+            "Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration",
         );
     }
-    let docker = common.docker == Some(true);
-    let custom_image = common.image.is_some() && !docker;
-    let shell = resolve_shell(common.shell.as_deref(), common.image.is_some());
-    let mut all = if docker {
-        vec!["start-dockerd".to_string()]
-    } else if custom_image {
-        Vec::new()
-    } else {
-        venv_prelude(common.python.map_or(server_python, |p| p.as_str()))
-    };
-    all.extend(commands);
-    Ok(vec![
-        shell,
-        "-i".into(),
-        "-c".into(),
-        join_shell_commands(&all),
-    ])
+    Ok(argv)
+}
+
+/// The custom image a group runs (`_image_name`), or `None` for dstack's own images (the
+/// base image and Docker-in-Docker).
+fn image_name<'a>(common: &'a RunCommon, run: &GroupRun<'a>) -> Option<&'a str> {
+    if run.docker == Some(true) {
+        return None;
+    }
+    if let Some(image) = run.image {
+        return Some(image);
+    }
+    if run.nvcc == Some(true) || common.docker == Some(true) {
+        return None;
+    }
+    common.image.as_deref()
 }
 
 /// Resolves `${{ dstack.job_num }}` / `${{ dstack.node_rank }}` in volume names for one job;

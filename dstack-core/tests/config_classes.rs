@@ -388,3 +388,103 @@ fn groups_ip_references() {
 "#,
     );
 }
+
+#[test]
+fn job_commands_with_entrypoints_and_images() {
+    // The runner mocks the image's registry configuration as ENTRYPOINT ["/entrypoint.sh"],
+    // CMD ["-f", "-x"] (as the original's tests do).
+    check(
+        r#"
+- id: job-commands
+  kind: job_commands
+  source: server/services/jobs/configurators/base.py::JobConfigurator._commands, _shell, _dstack_image_commands
+  cases:
+  - input: {type: task, image: debian}
+    expect: ["/entrypoint.sh", "-f", "-x"]
+  - input: {type: task, image: debian, entrypoint: "/entrypoint.sh -v", commands: ["-x", "-u"]}
+    expect: ["/entrypoint.sh", "-v", "-x", "-u"]
+  - input: {type: task, image: debian, shell: bash, entrypoint: "/e.sh", commands: [x]}
+    expect: ["/e.sh", "x"]
+  - input: {type: task, python: "3.11", entrypoint: "python -m http.server", commands: ["8000"]}
+    expect: ["python", "-m", "http.server", "8000"]
+  - input: {type: task, image: debian, entrypoint: "''", commands: []}
+    expect: [""]
+  - input: {type: task, image: debian, entrypoint: ""}
+    error: "Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration"
+  - input: {type: task, image: debian, entrypoint: "", commands: ["a b"]}
+    expect: ["a b"]
+  - input: {type: task, image: scratch}
+    expect: [":"]
+  - input: {type: task, image: debian, commands: ["sleep inf"], shell: "/usr/bin/zsh"}
+    expect: ["/usr/bin/zsh", "-i", "-c", "sleep inf"]
+  - input: {type: task, image: debian, commands: ["sleep inf"]}
+    expect: ["/bin/sh", "-i", "-c", "sleep inf"]
+  - input: {type: task, docker: true, commands: ["docker ps"], shell: sh}
+    expect: ["/bin/sh", "-i", "-c", "start-dockerd && docker ps"]
+  - input: {type: service, port: 80, image: debian, entrypoint: "/e.sh -v", groups: [{replicas: 1, commands: [a]}]}
+    expect: ["/e.sh", "-v"]
+  - input: {type: service, port: 80, groups: [{replicas: 1, image: alpine, commands: [a]}]}
+    expect: ["/bin/sh", "-i", "-c", "a"]
+  - input: {type: service, port: 80, groups: [{replicas: 1, docker: true, commands: [a]}]}
+    expect: ["/bin/bash", "-i", "-c", "start-dockerd && a"]
+  - input: {type: service, port: 80, groups: [{replicas: 1, image: alpine}]}
+    expect: ["/entrypoint.sh", "-f", "-x"]
+  - input: {type: service, port: 80, groups: [{replicas: 1, image: scratch}]}
+    expect: [":"]
+"#,
+    );
+}
+
+#[test]
+fn server_validation_reads_the_merged_profile() {
+    check(
+        r#"
+- id: utilization-policy
+  kind: server_validate
+  source: server/services/runs/spec.py::validate_run_spec_and_set_defaults (merged_profile); core/models/profiles.py::UtilizationPolicy
+  cases:
+  - input: {configuration: {type: task, commands: [x], utilization_policy: {min_gpu_utilization: 10, time_window: 2h}}}
+    error: "Maximum utilization_policy.time_window is 3600s"
+  - input: {configuration: {type: task, commands: [x], utilization_policy: {min_gpu_utilization: 10, time_window: 1h}}}
+    ok: true
+  - input: {configuration: {type: task, commands: [x]}, profile: {name: default, utilization_policy: {min_gpu_utilization: 10, time_window: 3601}}}
+    error: "Maximum utilization_policy.time_window is 3600s"
+  - input: {configuration: {type: task, commands: [x], utilization_policy: {min_gpu_utilization: 10, time_window: 30m}}, profile: {name: default, utilization_policy: {min_gpu_utilization: 10, time_window: 7200}}}
+    ok: true
+  - input: {configuration: {type: task, commands: [x], retry: {duration: 60}}, profile: {name: default, retry: {duration: -5}}}
+    ok: true
+  - input: {configuration: {type: service, port: 80, commands: [x], replicas: "0..2", scaling: {metric: rps, target: 1}}, profile: {name: default, schedule: {cron: "* * * * *"}}}
+    error: "Scheduled services with autoscaling to zero are not supported"
+- id: utilization-policy-at-parse
+  kind: configuration
+  source: core/models/profiles.py::UtilizationPolicy.validate_time_window
+  cases:
+  - input: {type: task, commands: [x], utilization_policy: {min_gpu_utilization: 10, time_window: 2h}}
+    ok: true
+  - input: {type: task, commands: [x], utilization_policy: {min_gpu_utilization: 10, time_window: 4m}}
+    error: "Minimum time_window is 5m"
+- id: accelerators-and-groups-refs
+  kind: server_validate
+  source: server/services/runs/spec.py::_validate_gpu_vendor_and_image, _validate_cpu_arch_and_image, _validate_groups_ip_refs
+  cases:
+  - input: {configuration: {type: service, port: 80, groups: [{replicas: 1, commands: [x], resources: {gpu: MI300X}}, {replicas: 1, commands: [x], resources: {gpu: Gaudi2}}]}}
+    error: "groups[0, 1]: `image` must be set when the requested accelerator is not supported by the default image: ['amd', 'intel']"
+  - input: {configuration: {type: service, port: 80, groups: [{replicas: 1, commands: [x], resources: {cpu: "arm:2"}}, {replicas: 1, docker: true, commands: [x], resources: {cpu: "arm:2"}}]}}
+    error: "groups[0]: `image` must be set when ARM CPU requested\ngroups[1]: `docker: true` is not supported on ARM CPU"
+  - input: {configuration: {type: task, commands: [x], env: {A: "${{ groups[0].node[0].IP_ADDRESS }}"}}}
+    error: "groups IP references are only supported in commands, not in `env`"
+  - input: {configuration: {type: dev-environment, init: ["echo ${{ groups[0].nodes[0].IP }}"]}}
+    error: "Illegal reference name: groups[0].nodes[0].IP"
+  - input: {configuration: {type: task, image: debian, commands: ["echo ${{ groups[0].nodes[1].IP_ADDRESS }}"]}}
+    error: "Invalid reference groups[0].nodes[1].IP_ADDRESS: out of range"
+  - input: {configuration: {type: service, port: 80, image: debian, commands: ["echo ${{ groups[0].replicas[0].IP_ADDRESS }}"]}}
+    ok: true
+- id: dynamo-retry
+  kind: run_spec
+  source: core/models/runs.py::RunSpec._validate_dynamo_no_retry
+  cases:
+  - input: {run_name: test-run, configuration: {type: service, port: 8000, groups: [{name: r, router: {type: dynamo}, commands: [x], replicas: 1}], retry: false}, profile: {name: default}}
+    error: "Retry cannot be configured for services with a Dynamo router replica group"
+"#,
+    );
+}

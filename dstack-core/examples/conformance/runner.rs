@@ -423,8 +423,14 @@ fn run_case(kind: &str, case: &Node, reference_time: Option<&str>) -> Outcome {
                 .map_err(|e| e.0)
         }
         "job_commands" => {
+            // The vectors mock the registry's image configuration (used only when a custom
+            // image has neither `entrypoint` nor `commands`).
+            let image = spec::ImageConfig {
+                entrypoint: vec!["/entrypoint.sh".into()],
+                cmd: vec!["-f".into(), "-x".into()],
+            };
             let config = parse_config(n)?;
-            spec::job_commands(&config, "3.12")
+            spec::job_commands_for(&config, 0, "3.12", Some(&image))
                 .map(to_json)
                 .map_err(|e| e.0)
         }

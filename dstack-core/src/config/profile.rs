@@ -640,6 +640,41 @@ impl ProfileParams {
         })
     }
 
+    /// The run spec's `merged_profile`: every parameter the configuration sets (not null) wins
+    /// over the profile's (`profile` is the run spec's profile, if any).
+    pub fn merged(&self, profile: Option<&ProfileParams>) -> ProfileParams {
+        let Some(p) = profile else {
+            return self.clone();
+        };
+        macro_rules! prefer_own {
+            ($($field:ident),* $(,)?) => {
+                ProfileParams { $($field: self.$field.clone().or_else(|| p.$field.clone()),)* }
+            };
+        }
+        prefer_own!(
+            backends,
+            regions,
+            availability_zones,
+            instance_types,
+            reservation,
+            spot_policy,
+            retry,
+            max_duration,
+            stop_duration,
+            max_price,
+            creation_policy,
+            idle_duration,
+            utilization_policy,
+            startup_order,
+            stop_criteria,
+            schedule,
+            fleets,
+            instances,
+            tags,
+            backend_options,
+        )
+    }
+
     /// Decodes a standalone profile mapping (as in `profiles.yml`), rejecting unknown keys.
     /// `name` and `default` are accepted as a profile entry's own keys.
     pub fn decode_strict(cx: &mut Cx, n: &Node) -> D<ProfileParams> {

@@ -19,7 +19,7 @@ enum Scope {
     Commands,
     /// `registry_auth`, probes: `env.*`, `secrets.*`.
     EnvAndSecrets,
-    /// `env` values: `secrets.*` (groups references are reported by the server rules).
+    /// `env` values: `secrets.*` (groups references are left to the server rules).
     EnvValue,
     /// Volume names: `dstack.job_num`, `dstack.node_rank`.
     VolumeName,
@@ -119,6 +119,11 @@ fn check_string(cx: &mut Cx, n: &Node, s: &str, scope: Scope, path: &[&str]) {
     } else {
         s
     };
+    // Groups references in `env` values, well-formed or not, are the server's to reject
+    // (`groups IP references are only supported in commands, not in \`env\``).
+    if scope == Scope::EnvValue && interpolate::contains_groups_ref(text) {
+        return;
+    }
     let skip: &[&str] = if scope.allows_groups_refs() {
         &["groups"]
     } else {
