@@ -488,3 +488,45 @@ fn server_validation_reads_the_merged_profile() {
 "#,
     );
 }
+
+#[test]
+fn host_gpu_names() {
+    check(
+        r#"
+- id: nvidia-smi
+  kind: gpu_name_normalize
+  source: utils/gpu.py::convert_nvidia_gpu_name
+  cases:
+  - {input: {tool: nvidia-smi, name: "NVIDIA RTX 4000 Ada Generation"}, expect: RTX4000Ada}
+  - {input: {tool: nvidia-smi, name: "NVIDIA RTX 6000 Ada Generation"}, expect: RTX6000Ada}
+  - {input: {tool: nvidia-smi, name: "NVIDIA GeForce RTX 2070 Super"}, expect: RTX2070SUPER}
+  - {input: {tool: nvidia-smi, name: "NVIDIA GeForce RTX 2070 SUPER"}, expect: RTX2070SUPER}
+  - {input: {tool: nvidia-smi, name: "NVIDIA GeForce RTX 4070 Ti SUPER"}, expect: RTX4070TiSUPER}
+  - {input: {tool: nvidia-smi, name: "NVIDIA H100 NVL"}, expect: H100NVL}
+  - {input: {tool: nvidia-smi, name: "NVIDIA A100-SXM4-80GB"}, expect: A100}
+  - {input: {tool: nvidia-smi, name: "NVIDIA RTX A6000"}, expect: A6000}
+  - {input: {tool: nvidia-smi, name: "Quadro RTX 6000"}, expect: RTX6000}
+  - {input: {tool: nvidia-smi, name: "NVIDIA GH200 480GB"}, expect: GH200}
+  - {input: {tool: nvidia-smi, name: "NVIDIA B200"}, expect: B200}
+  - {input: {tool: nvidia-smi, name: "Tesla V100-SXM2-16GB"}, expect: V100}
+- id: amd-smi
+  kind: gpu_name_normalize
+  source: utils/gpu.py::convert_amd_gpu_name
+  cases:
+  - {input: {tool: amd-smi, name: "Instinct MI210"}, expect: MI210}
+  - {input: {tool: amd-smi, name: "Instinct MI325X"}, expect: MI325X}
+  - {input: {tool: amd-smi, name: "AMD Instinct MI300X-O"}, expect: MI300X}
+  - {input: {tool: amd-smi, name: "MI3000"}, expect: MI3000}
+  - {input: {tool: amd-smi, name: "AMD Radeon PRO W7900"}, expect: "AMD Radeon PRO W7900"}
+- id: hl-smi
+  kind: gpu_name_normalize
+  source: utils/gpu.py::convert_intel_accelerator_name
+  cases:
+  - {input: {tool: hl-smi, name: HL-205}, expect: Gaudi}
+  - {input: {tool: hl-smi, name: HL-225B}, expect: Gaudi2}
+  - {input: {tool: hl-smi, name: HL-1000}, expect: HL-1000}
+  - {input: {tool: hl-smi, name: HL-2000}, expect: HL-2000}
+  - {input: {tool: hl-smi, name: hl-225}, expect: hl-225}
+"#,
+    );
+}

@@ -87,9 +87,10 @@ const TENSTORRENT: &[&str] = &[
 
 const TPU_VERSIONS: &[&str] = &["v2", "v3", "v4", "v5litepod", "v5p", "v6e"];
 
-/// Whether `name` is a TPU name: `<version>-<cores>` such as `v5litepod-8` (case-insensitive).
+/// Whether `name` is a TPU name: `<version>-<cores>` such as `v5litepod-8` (case-insensitive),
+/// split at the first `-`.
 pub fn is_tpu_name(name: &str) -> bool {
-    let Some((version, cores)) = name.rsplit_once('-') else {
+    let Some((version, cores)) = name.split_once('-') else {
         return false;
     };
     !cores.is_empty()
@@ -140,6 +141,8 @@ pub enum HostTool {
 
 /// Turns a name as a host tool prints it into the catalogue name used for matching:
 /// `NVIDIA GeForce RTX 4060 Ti` → `RTX4060Ti`, `MI300X-O` → `MI300X`, `HL-225` → `Gaudi2`.
+/// The rules are the original's (`utils/gpu.py`: `convert_nvidia_gpu_name`,
+/// `convert_amd_gpu_name`, `convert_intel_accelerator_name`).
 pub fn normalize_host_gpu_name(tool: HostTool, name: &str) -> String {
     match tool {
         HostTool::NvidiaSmi => normalize_nvidia(name),
@@ -148,49 +151,147 @@ pub fn normalize_host_gpu_name(tool: HostTool, name: &str) -> String {
     }
 }
 
+/// `nvidia-smi` names: drop the brand words, join the suffixes (` Ti`, ` SUPER` in any case,
+/// ` NVL`, ` Ada Generation` → `Ada`, `RTX `), then take the first model token: a letter of
+/// `AHLPTV` followed by digits and word characters (`H100 80GB HBM3` → `H100`); names with
+/// none (`RTX4060Ti`, `B200`) are kept without spaces. `GH200` and `RTX A<n>` are special.
 fn normalize_nvidia(name: &str) -> String {
-    let mut out = String::new();
-    for token in name.split([' ', '-']).filter(|t| !t.is_empty()) {
-        let upper = token.to_ascii_uppercase();
-        if matches!(upper.as_str(), "NVIDIA" | "TESLA" | "GEFORCE" | "QUADRO") {
+    let mut name = name.to_string();
+    for brand in ["NVIDIA ", "Tesla ", "Quadro ", "GeForce "] {
+        name = name.replace(brand, "");
+    }
+    if name.contains("GH200") {
+        return "GH200".into();
+    }
+    if name.contains("RTX A") {
+        let name = name.replace("RTX A", "A");
+        return model_token(&name, |c| c == 'A', false)
+            .map_or_else(|| name.replace(' ', ""), str::to_string);
+    }
+    let name = name.replace(" Ti", "Ti");
+    let name = join_super(&name);
+    let name = name
+        .replace(" NVL", "NVL")
+        .replace(" Ada Generation", "Ada")
+        .replace("RTX ", "RTX");
+    model_token(&name, |c| "AHLPTV".contains(c), true)
+        .map_or_else(|| name.replace(' ', ""), str::to_string)
+}
+
+/// The first `<lead><digits>[<word chars>]` in `s` (regex `(A\d+)` or `([AHLPTV]\d+\w*)`).
+fn model_token(s: &str, lead: impl Fn(char) -> bool, word_tail: bool) -> Option<&str> {
+    for (i, c) in s.char_indices() {
+        if !lead(c) {
             continue;
         }
-        let is_memory =
-            upper.ends_with("GB") && upper[..upper.len() - 2].bytes().all(|b| b.is_ascii_digit());
-        let is_form = upper == "PCIE" || upper.starts_with("SXM") || upper.starts_with("HBM");
-        if is_memory || is_form {
-            break;
+        let rest = &s[i + c.len_utf8()..];
+        let digits = rest.len() - rest.trim_start_matches(|d: char| d.is_ascii_digit()).len();
+        if digits == 0 {
+            continue;
         }
-        out.push_str(token);
+        let mut end = i + c.len_utf8() + digits;
+        if word_tail {
+            let tail = &s[end..];
+            end += tail.len()
+                - tail
+                    .trim_start_matches(|w: char| w.is_alphanumeric() || w == '_')
+                    .len();
+        }
+        return Some(&s[i..end]);
     }
-    if out.is_empty() {
-        name.to_string()
-    } else {
-        out
-    }
+    None
 }
 
+/// `re.sub(r"(?i) ?SUPER", "SUPER", s)`.
+fn join_super(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let with_space = rest
+            .strip_prefix(' ')
+            .filter(|r| starts_with_ignore_case(r, "super"));
+        if let Some(r) = with_space {
+            out.push_str("SUPER");
+            rest = &r[5..];
+        } else if starts_with_ignore_case(rest, "super") {
+            out.push_str("SUPER");
+            rest = &rest[5..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// `amd-smi` market names: `[AMD ][Instinct ]MI<1-3 digits>[letter][-<word>]` at the start,
+/// followed by whitespace or the end (case-insensitive), becomes that model; `MI300X-O` is
+/// `MI300X`; anything else is kept.
 fn normalize_amd(name: &str) -> String {
-    for token in name.split([' ', '-', '(', ')']) {
-        let upper = token.to_ascii_uppercase();
-        if let Some(rest) = upper.strip_prefix("MI")
-            && rest.len() >= 3
-            && rest[..3].bytes().all(|b| b.is_ascii_digit())
-        {
-            return upper;
-        }
+    let model = amd_market_model(name).unwrap_or(name);
+    if model == "MI300X-O" {
+        return "MI300X".into();
     }
-    name.to_string()
+    model.to_string()
 }
 
-fn normalize_intel(name: &str) -> String {
-    let upper = name.to_ascii_uppercase();
-    match upper.strip_prefix("HL-") {
-        Some(model) if model.starts_with("20") => "Gaudi".into(),
-        Some(model) if model.starts_with("22") => "Gaudi2".into(),
-        Some(model) if model.starts_with('3') => "Gaudi3".into(),
-        _ => name.to_string(),
+fn amd_market_model(name: &str) -> Option<&str> {
+    let mut rest = name;
+    for prefix in ["AMD ", "Instinct "] {
+        if starts_with_ignore_case(rest, prefix) {
+            rest = &rest[prefix.len()..];
+        }
     }
+    if !starts_with_ignore_case(rest, "MI") {
+        return None;
+    }
+    let bytes = rest.as_bytes();
+    let mut end = 2;
+    let digits = bytes[end..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if !(1..=3).contains(&digits) {
+        return None;
+    }
+    end += digits;
+    if bytes.get(end).is_some_and(u8::is_ascii_alphabetic) {
+        end += 1;
+    }
+    if bytes.get(end) == Some(&b'-') {
+        let word = bytes[end + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if word > 0 {
+            end += 1 + word;
+        }
+    }
+    let at_boundary = bytes
+        .get(end)
+        .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'));
+    at_boundary.then(|| &rest[..end])
+}
+
+/// `hl-smi` names: the model number prefix decides the market name; others are kept.
+fn normalize_intel(name: &str) -> String {
+    const MODELS: [(&str, &str); 4] = [
+        ("HL-205", "Gaudi"),
+        ("HL-225", "Gaudi2"),
+        ("HL-325", "Gaudi3"),
+        ("HL-338", "Gaudi3"),
+    ];
+    MODELS
+        .iter()
+        .find(|(model, _)| name.starts_with(model))
+        .map_or_else(|| name.to_string(), |(_, market)| (*market).to_string())
 }
 
 #[cfg(test)]
@@ -217,5 +318,22 @@ mod tests {
             "MI250"
         );
         assert_eq!(normalize_host_gpu_name(HostTool::HlSmi, "HL-338"), "Gaudi3");
+    }
+
+    #[test]
+    fn normalizes_by_rule_not_by_table() {
+        let n = |name| normalize_host_gpu_name(HostTool::NvidiaSmi, name);
+        assert_eq!(n("NVIDIA RTX 4000 Ada Generation"), "RTX4000Ada");
+        assert_eq!(n("NVIDIA GeForce RTX 2070 Super"), "RTX2070SUPER");
+        assert_eq!(n("NVIDIA GeForce RTX 2070 SUPER"), "RTX2070SUPER");
+        assert_eq!(n("NVIDIA RTX A4000"), "A4000");
+        assert_eq!(n("NVIDIA H100 NVL"), "H100NVL");
+        let amd = |name| normalize_host_gpu_name(HostTool::AmdSmi, name);
+        assert_eq!(amd("Instinct MI210"), "MI210");
+        assert_eq!(amd("MI3000"), "MI3000");
+        assert_eq!(
+            normalize_host_gpu_name(HostTool::HlSmi, "HL-1000"),
+            "HL-1000"
+        );
     }
 }
