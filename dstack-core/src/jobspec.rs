@@ -721,7 +721,16 @@ fn one_job(
             DEFAULT_GROUP_NAME.into()
         },
         app_specs: Some(app_specs),
-        user: common.user.as_ref().map(|u| Value::String(u.clone())),
+        user: match &common.user {
+            Some(u) => Some(
+                crate::config::values::UnixUser::parse(u)
+                    .map_err(JobSpecError)
+                    .and_then(|u| {
+                        serde_json::to_value(u).map_err(|e| JobSpecError(e.to_string()))
+                    })?,
+            ),
+            None => None,
+        },
         commands: command.argv(),
         env: EnvVars(env),
         home_dir: Some(common.home_dir.clone()),

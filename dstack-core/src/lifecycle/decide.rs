@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::{
     Action, ExitStatus, Job, JobFields, JobStatus, JobTerminationReason, Observed, RetryEvent, Run,
-    RunStatus, RunTerminationReason, RunUpdate, Signal, StartOutcome, StopRequest, Time,
-    pending_retry_delay,
+    RunStatus, RunTerminationReason, RunUpdate, Signal, StartOutcome, StopRequest, TERM_REPEAT,
+    Time, pending_retry_delay,
 };
 
 /// What to do for `run` at `now`. Jobs are never changed behind the model's back: every change
@@ -418,8 +418,8 @@ fn begin_stop(
     }
 }
 
-/// The signal a terminating job needs now: SIGTERM first, SIGKILL once `stop_duration` has
-/// passed, or at once for an abort.
+/// The signal a terminating job needs now: SIGTERM (again every [`TERM_REPEAT`] seconds),
+/// SIGKILL once `stop_duration` has passed, or at once for an abort.
 fn signal_for(job: &Job, fields: &mut JobFields, now: Time) -> Option<Signal> {
     if fields.status != JobStatus::Terminating || !job.was_started() {
         return None;
@@ -431,15 +431,21 @@ fn signal_for(job: &Job, fields: &mut JobFields, now: Time) -> Option<Signal> {
         fields.kill_sent = true;
         return Some(Signal::Kill);
     }
-    if !fields.term_sent {
-        fields.term_sent = true;
-        return Some(Signal::Term);
-    }
     let since = fields.stop_requested_at.unwrap_or(job.last_processed_at);
-    let grace = job.policy.stop_duration?;
-    if (now - since).num_seconds() >= grace {
+    if job
+        .policy
+        .stop_duration
+        .is_some_and(|grace| (now - since).num_seconds() >= grace)
+    {
         fields.kill_sent = true;
         return Some(Signal::Kill);
+    }
+    if fields
+        .term_sent_at
+        .is_none_or(|at| (now - at).num_seconds() >= TERM_REPEAT)
+    {
+        fields.term_sent_at = Some(now);
+        return Some(Signal::Term);
     }
     None
 }

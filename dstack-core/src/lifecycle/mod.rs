@@ -103,8 +103,8 @@ pub struct JobFields {
     pub finished_at: Option<Time>,
     /// When stopping began.
     pub stop_requested_at: Option<Time>,
-    /// SIGTERM was sent.
-    pub term_sent: bool,
+    /// When SIGTERM was last sent.
+    pub term_sent_at: Option<Time>,
     /// SIGKILL was sent.
     pub kill_sent: bool,
 }
@@ -119,7 +119,7 @@ impl JobFields {
             exit_status: None,
             finished_at: None,
             stop_requested_at: None,
-            term_sent: false,
+            term_sent_at: None,
             kill_sent: false,
         }
     }
@@ -227,6 +227,10 @@ pub enum StartOutcome {
     /// The backend failed to start it.
     Failed(String),
 }
+
+/// How often SIGTERM is sent again while a job stops gracefully, seconds: a shell with job
+/// control ignores it, and a process started after the first one would miss it.
+pub const TERM_REPEAT: i64 = 10;
 
 /// Back-off before a `pending` run is resubmitted, by attempt (1-based).
 pub const PENDING_RETRY_DELAYS: [i64; 6] = [15, 30, 60, 120, 300, 600];

@@ -272,7 +272,7 @@ fn an_error_while_observing_is_never_evidence() {
     ] {
         let j = with(job(status), |j| {
             j.observed = Observed::Unknown;
-            j.fields.term_sent = true;
+            j.fields.term_sent_at = Some(t(0));
             j.fields.stop_requested_at = Some(t(0));
             j.fields.termination_reason = (status == JobStatus::Terminating)
                 .then_some(JobTerminationReason::TerminatedByUser);
@@ -527,11 +527,11 @@ fn stop_while_everything_is_finished_ends_the_run_at_once() {
 
 #[test]
 fn stop_duration_then_kill() {
-    let terminating = |term_sent: bool, kill_sent: bool, stop_duration: Option<i64>| {
+    let terminating = |term_at: Option<i64>, kill_sent: bool, stop_duration: Option<i64>| {
         let j = with(job(JobStatus::Terminating), |j| {
             j.fields.termination_reason = Some(JobTerminationReason::TerminatedByUser);
             j.fields.stop_requested_at = Some(t(0));
-            j.fields.term_sent = term_sent;
+            j.fields.term_sent_at = term_at.map(t);
             j.fields.kill_sent = kill_sent;
             j.policy.stop_duration = stop_duration;
             j.observed = Observed::Running;
@@ -541,29 +541,33 @@ fn stop_duration_then_kill() {
             ..run(RunStatus::Terminating, vec![j])
         }
     };
-    // (term sent, kill sent, stop_duration, seconds since the stop, expected signal)
+    // (last SIGTERM, kill sent, stop_duration, seconds since the stop, expected signal)
     for (term, kill, grace, at, expected) in [
-        (false, false, Some(300), 0, Some(Signal::Term)),
-        (true, false, Some(300), 299, None),
-        (true, false, Some(300), 300, Some(Signal::Kill)),
-        (true, false, Some(0), 1, Some(Signal::Kill)),
-        (true, true, Some(300), 1000, None),
-        (true, false, None, 100_000, None),
+        (None, false, Some(300), 0, Some(Signal::Term)),
+        (Some(0), false, Some(300), 9, None),
+        // SIGTERM again every TERM_REPEAT seconds until the grace ends.
+        (Some(0), false, Some(300), TERM_REPEAT, Some(Signal::Term)),
+        (Some(290), false, Some(300), 299, None),
+        (Some(290), false, Some(300), 300, Some(Signal::Kill)),
+        (Some(0), false, Some(0), 1, Some(Signal::Kill)),
+        (Some(0), true, Some(300), 1000, None),
+        (Some(99_995), false, None, 100_000, None),
+        (Some(0), false, None, 100_000, Some(Signal::Term)),
     ] {
         let actions = decide(&terminating(term, kill, grace), t(at));
         let got = signals(&actions).first().map(|(_, s)| *s);
         assert_eq!(
             got, expected,
-            "term={term} kill={kill} grace={grace:?} at={at}"
+            "term={term:?} kill={kill} grace={grace:?} at={at}"
         );
         if let Some(s) = got {
             let f = job_update(&actions, 0)
                 .cloned()
                 .unwrap_or(JobFields::submitted());
-            assert_eq!(
-                (f.term_sent, f.kill_sent),
-                (true, s == Signal::Kill || kill),
-            );
+            match s {
+                Signal::Term => assert_eq!(f.term_sent_at, Some(t(at))),
+                Signal::Kill => assert!(f.kill_sent),
+            }
         }
     }
 }
@@ -572,7 +576,7 @@ fn stop_duration_then_kill() {
 fn abort_during_a_graceful_stop_kills_at_once() {
     let j = with(job(JobStatus::Terminating), |j| {
         j.fields.termination_reason = Some(JobTerminationReason::TerminatedByUser);
-        j.fields.term_sent = true;
+        j.fields.term_sent_at = Some(t(0));
         j.fields.stop_requested_at = Some(t(0));
     });
     let r = Run {
@@ -923,7 +927,7 @@ fn older_unfinished_submissions_are_still_stopped() {
     let old = with(job(JobStatus::Terminating), |j| {
         j.latest = false;
         j.fields.termination_reason = Some(JobTerminationReason::TerminatedByServer);
-        j.fields.term_sent = true;
+        j.fields.term_sent_at = Some(t(0));
         j.fields.stop_requested_at = Some(t(0));
         j.observed = exited(143);
     });

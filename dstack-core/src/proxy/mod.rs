@@ -41,6 +41,8 @@ use serde_json::json;
 
 /// Path prefix of all proxied service requests.
 const SERVICES_PREFIX: &str = "services/";
+/// API requests proxied at once (see `RoutesInner::api_permits`).
+const API_CONCURRENCY: usize = 32;
 /// Path prefix of the model gateway.
 const MODELS_PREFIX: &str = "models/";
 /// Capacity of Pingora's (HTTP/1) request retry buffer, which is also the largest chunk one
@@ -175,6 +177,9 @@ impl Table {
 #[derive(Debug)]
 struct RoutesInner {
     api: SocketAddr,
+    /// API requests in flight through the proxy at once; the others wait for a permit, so a
+    /// burst of large answers (`runs/list`) does not hold a body buffer per caller.
+    api_permits: Arc<tokio::sync::Semaphore>,
     table: ArcSwap<Table>,
     counters: Mutex<HashMap<(String, String), Arc<Counters>>>,
 }
@@ -188,6 +193,7 @@ impl Routes {
     pub fn new(api: SocketAddr) -> Routes {
         Routes(Arc::new(RoutesInner {
             api,
+            api_permits: Arc::new(tokio::sync::Semaphore::new(API_CONCURRENCY)),
             table: ArcSwap::from_pointee(Table::default()),
             counters: Mutex::new(HashMap::new()),
         }))
@@ -390,6 +396,8 @@ struct Ctx {
     model_body: Option<Bytes>,
     /// Response to write in `fail_to_proxy`.
     reply: Option<Reply>,
+    /// Held while an API request is in flight.
+    _api_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 struct DstackProxy {
@@ -557,6 +565,7 @@ impl ProxyHttp for DstackProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let path = session.req_header().uri.path().to_owned();
         let Some(rest) = path.strip_prefix("/proxy/") else {
+            ctx._api_permit = self.routes.0.api_permits.clone().acquire_owned().await.ok();
             return Ok(false);
         };
         let table = self.routes.0.table.load_full();

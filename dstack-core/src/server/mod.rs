@@ -56,9 +56,21 @@ pub(crate) struct AppState {
 /// Rendered `runs/list` bodies by request, valid while the database generation they were read
 /// at is current. Bodies are shared (`Bytes`), never copied per request; the cache holds at
 /// most [`ListCache::MAX_ENTRIES`] bodies.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ListCache {
     inner: std::sync::Mutex<(u64, std::collections::HashMap<String, axum::body::Bytes>)>,
+    /// Renders run one or two at a time: a burst of identical requests renders once (the others
+    /// find the body in the cache), and memory does not grow with the number of callers.
+    pub(crate) renders: tokio::sync::Semaphore,
+}
+
+impl Default for ListCache {
+    fn default() -> ListCache {
+        ListCache {
+            inner: std::sync::Mutex::default(),
+            renders: tokio::sync::Semaphore::new(2),
+        }
+    }
 }
 
 impl ListCache {

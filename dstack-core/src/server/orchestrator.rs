@@ -91,7 +91,7 @@ fn fields_of(j: &JobRow) -> JobFields {
         exit_status: j.exit_status,
         finished_at: j.finished_at,
         stop_requested_at: j.runtime.stop_requested_at,
-        term_sent: j.runtime.term_sent,
+        term_sent_at: j.runtime.term_sent_at,
         kill_sent: j.runtime.kill_sent,
     }
 }
@@ -103,7 +103,7 @@ fn apply_fields(j: &mut JobRow, f: &JobFields, now: DateTime<Utc>) {
     j.exit_status = f.exit_status;
     j.finished_at = f.finished_at;
     j.runtime.stop_requested_at = f.stop_requested_at;
-    j.runtime.term_sent = f.term_sent;
+    j.runtime.term_sent_at = f.term_sent_at;
     j.runtime.kill_sent = f.kill_sent;
     j.last_processed_at = now;
 }

@@ -183,11 +183,6 @@ pub(crate) fn jobs_to_submit(
     run_name: &str,
 ) -> Result<Vec<(JobSpec, JobCommand)>, ApiError> {
     let count = sub.job_count();
-    if count > MAX_JOBS_PER_RUN {
-        return Err(ApiError::client(format!(
-            "A run may have at most {MAX_JOBS_PER_RUN} jobs (replicas × nodes); this one has {count}"
-        )));
-    }
     let input = sub.input(run_name, &state.default_python);
     if let Configuration::Task(_) = &sub.config {
         if count > i64::from(state.backend.max_nodes()) {
@@ -197,6 +192,11 @@ pub(crate) fn jobs_to_submit(
             });
             return Err(ApiError::client(format!("No offers: {why}")));
         }
+    }
+    if count > MAX_JOBS_PER_RUN {
+        return Err(ApiError::client(format!(
+            "A run may have at most {MAX_JOBS_PER_RUN} jobs (replicas × nodes); this one has {count}"
+        )));
     }
     let specs = jobspec::job_specs(&input).map_err(|e| ApiError::client(e.0))?;
     let mut out = Vec::with_capacity(specs.len());

@@ -105,8 +105,8 @@ pub struct JobRuntime {
     pub starting: bool,
     /// When stopping began.
     pub stop_requested_at: Option<DateTime<Utc>>,
-    /// SIGTERM was sent.
-    pub term_sent: bool,
+    /// When SIGTERM was last sent.
+    pub term_sent_at: Option<DateTime<Utc>>,
     /// SIGKILL was sent.
     pub kill_sent: bool,
 }

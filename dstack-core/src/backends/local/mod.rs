@@ -583,6 +583,18 @@ impl Backend for LocalBackend {
         {
             problems.push("a remote Git repo (this host does not clone repositories)".into());
         }
+        if let Some(user) = &spec.user {
+            let same = user["username"].as_str() == Some(self.inner.instance.username.as_str())
+                && user["uid"].is_null()
+                && user["gid"].is_null()
+                && user["groupname"].is_null();
+            if !same {
+                problems.push(format!(
+                    "`user` (jobs run as `{}`, the server's user)",
+                    self.inner.instance.username
+                ));
+            }
+        }
         if spec.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
             problems.push("`volumes`".into());
         }

@@ -91,20 +91,50 @@ pub fn read_pgid(dir: &Path) -> std::io::Result<Option<i32>> {
     }
 }
 
-/// Sends `name` (`TERM`/`KILL`) to a process group.
-pub fn kill_group(pgid: i32, name: &str) -> std::io::Result<()> {
-    use rustix::process::{Pid, Signal, kill_process_group};
+/// The session of a process, from `/proc/<pid>/stat`.
+fn session_of(stat: &str) -> Option<i32> {
+    // The fields after the parenthesised command name: state, ppid, pgrp, session, ...
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
+/// Sends `name` (`TERM`/`KILL`) to every process of the job's session: the job runs with job
+/// control on its terminal (`bash -i`), so its commands have process groups of their own.
+pub fn kill_group(sid: i32, name: &str) -> std::io::Result<()> {
+    use rustix::process::{Pid, Signal, kill_process};
     let signal = if name == "KILL" {
         Signal::KILL
     } else {
         Signal::TERM
     };
-    let pid = Pid::from_raw(pgid).ok_or_else(|| std::io::Error::other("invalid process group"))?;
-    match kill_process_group(pid, signal) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::SRCH) => Ok(()),
-        Err(e) => Err(e.into()),
+    if sid <= 1 {
+        return Err(std::io::Error::other("invalid session"));
     }
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if session_of(&stat) == Some(sid) {
+            if let Some(pid) = Pid::from_raw(pid) {
+                match kill_process(pid, signal) {
+                    Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `dstack job-runner DIR`: detaches a runner for the job in `dir` and returns at once.
@@ -278,5 +308,15 @@ fn write_event(log: &Mutex<std::fs::File>, source: &str, bytes: &[u8]) {
     if let Ok(mut f) = log.lock() {
         // One write per line, so readers never see half a line from this writer.
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_session_from_a_stat_line() {
+        let stat = "1234 (sleep (x)) S 1200 1234 1200 34817 1234 4194304 96 0 0 0";
+        assert_eq!(super::session_of(stat), Some(1200));
+        assert_eq!(super::session_of("garbage"), None);
     }
 }

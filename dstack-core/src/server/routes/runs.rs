@@ -292,6 +292,16 @@ pub(super) async fn list(
     if let Some(body) = state.list_cache.get(generation, &key) {
         return Ok(json_bytes(body));
     }
+    let _permit = state
+        .list_cache
+        .renders
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let generation = state.db.generation();
+    if let Some(body) = state.list_cache.get(generation, &key) {
+        return Ok(json_bytes(body));
+    }
     let out = render_runs(&state, &user, &req).await?;
     let body =
         Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))?);
