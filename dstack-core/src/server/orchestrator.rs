@@ -43,10 +43,12 @@ pub(crate) async fn run(state: AppState) {
 
 /// One pass over every active run.
 pub(crate) async fn pass(state: &AppState) -> Result<(), StateError> {
+    let started = std::time::Instant::now();
     let runs = state.db.active_runs().await?;
     if runs.is_empty() {
         return Ok(());
     }
+    let count = runs.len();
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let mut by_run: HashMap<String, Vec<JobRow>> = HashMap::new();
     for j in state.db.jobs_of_runs(&ids).await? {
@@ -66,6 +68,11 @@ pub(crate) async fn pass(state: &AppState) -> Result<(), StateError> {
             Err(e) => tracing::error!(error = %e, "a run's processing failed"),
         }
     }
+    tracing::debug!(
+        runs = count,
+        micros = started.elapsed().as_micros() as u64,
+        "orchestrator pass"
+    );
     result
 }
 
