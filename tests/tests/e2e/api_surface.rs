@@ -246,3 +246,155 @@ fn upstream_cli_fleet_event_offer_and_apply_commands_answer() {
         problems.join("\n\n")
     );
 }
+
+/// What cannot exist is refused (400 `error`, naming the local fleet) or not found (400
+/// `resource_not_exists`), as the original answers unknown names; deleting names that name
+/// nothing is accepted, as the original does. The listings across projects show the built-in
+/// fleet; events page by `(recorded_at, id)` and a user sees only the events of their projects.
+#[test]
+fn refusals_not_found_paging_and_visibility() {
+    let d = Dstack::start("surface-rules");
+    d.submit("main", &d.token, &task("first", &["true"]));
+    d.wait_finished("main", &d.token, "first");
+    let p = "/api/project/main";
+    let mut problems = Vec::new();
+    let refused: Vec<(String, Value)> = vec![
+        (format!("{p}/fleets/delete"), json!({"names": ["local"]})),
+        (
+            format!("{p}/fleets/delete_instances"),
+            json!({"name": "local", "instance_nums": [0]}),
+        ),
+        (
+            format!("{p}/fleets/get_plan"),
+            json!({"spec": {"configuration": {"type": "fleet", "name": "local"}, "profile": {}}}),
+        ),
+        (
+            format!("{p}/volumes/create"),
+            json!({"configuration": volume_configuration()}),
+        ),
+        (
+            format!("{p}/gateways/apply"),
+            json!({"plan": {"spec": {"configuration": gateway_configuration()}}, "force": false}),
+        ),
+    ];
+    for (path, body) in &refused {
+        let r = d.admin(path, body);
+        if (r.status, r.error_code()) != (400, Some("error"))
+            || !r.error_message().contains("local")
+        {
+            problems.push(format!(
+                "{path}: want a 400 that names the local fleet: {r}"
+            ));
+        }
+    }
+    let missing: Vec<(String, Value)> = vec![
+        (format!("{p}/fleets/get"), json!({"name": "nope"})),
+        (format!("{p}/gateways/get"), json!({"name": "gw"})),
+        (format!("{p}/volumes/get"), json!({"name": "vol"})),
+        (
+            format!("{p}/instances/get"),
+            json!({"id": "00000000-0000-0000-0000-000000000000"}),
+        ),
+        (
+            format!("{p}/repos/get"),
+            json!({"repo_id": "none", "include_creds": false}),
+        ),
+    ];
+    for (path, body) in &missing {
+        let r = d.admin(path, body);
+        if (r.status, r.error_code()) != (400, Some("resource_not_exists")) {
+            problems.push(format!("{path}: want 400 resource_not_exists: {r}"));
+        }
+    }
+    for (path, body) in [
+        (format!("{p}/fleets/delete"), json!({"names": ["nope"]})),
+        (format!("{p}/gateways/delete"), json!({"names": ["gw"]})),
+        (format!("{p}/volumes/delete"), json!({"names": ["vol"]})),
+    ] {
+        let r = d.admin(&path, &body);
+        if r.status != 200 || r.json != Value::Null {
+            problems.push(format!("{path}: want 200 null: {r}"));
+        }
+    }
+    // The built-in fleet across projects, and by id.
+    let fleets = d.admin("/api/fleets/list", &json!({}));
+    let fleet_id = fleets.json[0]["id"].clone();
+    if fleets.status != 200 || fleets.json[0]["name"] != "local" {
+        problems.push(format!("/api/fleets/list: want the local fleet: {fleets}"));
+    }
+    let by_id = d.admin(
+        &format!("{p}/fleets/get"),
+        &json!({"name": null, "id": fleet_id}),
+    );
+    if by_id.status != 200 || by_id.json["name"] != "local" {
+        problems.push(format!("fleets/get by id: {by_id}"));
+    }
+    let instances = d.admin("/api/instances/list", &json!({"project_names": ["main"]}));
+    if instances.status != 200 || instances.json[0]["fleet_name"] != "local" {
+        problems.push(format!("/api/instances/list: {instances}"));
+    }
+    // Pages of two events, oldest first, cover every event once.
+    let all = d.admin(
+        "/api/events/list",
+        &json!({"ascending": true, "limit": 100}),
+    );
+    let ids = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .filter_map(|e| e["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let all_ids = ids(all.json.as_array().map(Vec::as_slice).unwrap_or_default());
+    let mut paged: Vec<String> = Vec::new();
+    let (mut prev_at, mut prev_id) = (Value::Null, Value::Null);
+    for _ in 0..50 {
+        let r = d.admin(
+            "/api/events/list",
+            &json!({"ascending": true, "limit": 2, "prev_recorded_at": prev_at, "prev_id": prev_id}),
+        );
+        let page = r.json.as_array().cloned().unwrap_or_default();
+        paged.extend(ids(&page));
+        match page.last() {
+            Some(last) if page.len() == 2 => {
+                prev_at = last["recorded_at"].clone();
+                prev_id = last["id"].clone();
+            }
+            _ => break,
+        }
+    }
+    if all_ids.len() < 4 || paged != all_ids {
+        problems.push(format!(
+            "events paged by two: {paged:?}, all at once: {all_ids:?}"
+        ));
+    }
+    // Another project's user sees none of main's events until they join it.
+    let token = d.create_user("alice");
+    d.create_project(&token, "alice-proj");
+    let project_id = d.admin("/api/projects/main/get", &Value::Null).json["project_id"].clone();
+    for body in [json!({}), json!({"within_projects": [project_id]})] {
+        let r = d.post("/api/events/list", &token, &body);
+        if r.status != 200 || r.json != json!([]) {
+            problems.push(format!("events of main seen by a non-member: {r}"));
+        }
+    }
+    d.add_member("main", "alice", "user");
+    let r = d.post(
+        "/api/events/list",
+        &token,
+        &json!({"within_projects": [project_id]}),
+    );
+    if r.status != 200
+        || ids(r.json.as_array().map(Vec::as_slice).unwrap_or_default()) != {
+            let mut newest_first = all_ids.clone();
+            newest_first.reverse();
+            newest_first
+        }
+    {
+        problems.push(format!("events of main seen by a member: {r}"));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -8,6 +8,7 @@
 mod util;
 
 mod api_surface;
+mod backend;
 mod logs;
 mod robustness;
 mod runs;

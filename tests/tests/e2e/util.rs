@@ -240,6 +240,8 @@ pub(crate) struct Server {
     /// The admin's token.
     pub(crate) token: String,
     pub(crate) http: reqwest::blocking::Client,
+    /// The last lines the server printed (its log).
+    output: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
 
 impl Drop for Server {
@@ -300,11 +302,20 @@ impl Server {
         let mut child = cmd.spawn().expect("dstack server starts");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the banner, then keeps draining stdout so the server never blocks on it.
+        let output = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let kept = output.clone();
+        // Reads the banner, then keeps draining stdout so the server never blocks on it,
+        // keeping the last lines for tests that wait for something in the log.
         std::thread::spawn(move || {
             let (mut token, mut sent) = (String::new(), false);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() >= 2000 {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line.clone());
+                }
                 if let Some(rest) = line.strip_prefix("The admin token is ") {
                     token = rest.trim_matches('"').to_string();
                 }
@@ -330,7 +341,15 @@ impl Server {
             url,
             token,
             http: http_client(Duration::from_secs(60)),
+            output,
         }
+    }
+
+    /// Whether the server printed a line containing `text` (among its last 2,000 lines).
+    pub(crate) fn printed(&self, text: &str) -> bool {
+        self.output
+            .lock()
+            .is_ok_and(|lines| lines.iter().any(|l| l.contains(text)))
     }
 
     pub(crate) fn pid(&self) -> u32 {
