@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::Configuration;
 use crate::config::interpolate::{self, GroupMember};
 use crate::config::profile::{ProfileParams, Retry};
 use crate::config::run::{RunCommon, is_valid_resource_name};
 use crate::config::values::{MountPoint, VolumeNames};
+use crate::config::{Configuration, ServiceConfiguration};
 use crate::resources::gpu::vendors_of;
 use crate::resources::{CpuArch, GpuSpec, ResourcesSpec, Vendor};
 
@@ -276,6 +276,14 @@ fn check_groups_refs(config: &Configuration, common: &RunCommon) -> Result<()> {
     }
     let commands = configuration_commands(config);
     let err = |e: interpolate::InterpolateError| SpecError(e.0);
+    if let Configuration::Service(s) = config {
+        // The original walks the top-level commands, then builds the replica groups, which
+        // fails for `scaling` without `replicas`.
+        for c in &s.commands {
+            interpolate::validate_groups_refs(c).map_err(err)?;
+        }
+        implicit_group_error(s)?;
+    }
     for c in &commands {
         interpolate::validate_groups_refs(c).map_err(err)?;
     }
@@ -305,6 +313,16 @@ fn check_groups_refs(config: &Configuration, common: &RunCommon) -> Result<()> {
     Ok(())
 }
 
+/// A service without groups is one implicit group of its `replicas` (1 when unset) and
+/// `scaling`; with `scaling` but no `replicas` that group is invalid (the original parses such a
+/// configuration and fails when it builds the group).
+fn implicit_group_error(s: &ServiceConfiguration) -> Result<()> {
+    if s.groups.is_none() && s.replicas.is_none() && s.scaling.is_some() {
+        return fail("To use `scaling`, `replicas` must be set to a range.");
+    }
+    Ok(())
+}
+
 /// Validates a submitted run and applies the server's defaults, as the original does: the run
 /// spec's own rule (`_validate_dynamo_no_retry`), then `validate_run_spec_and_set_defaults`
 /// in its order. Profile parameters are read from the merged profile (the configuration's
@@ -321,6 +339,11 @@ pub fn validate_run_spec(
         _ => return Ok(()),
     };
     let merged = own.merged(profile);
+    if let Configuration::Service(s) = &*config
+        && merged.retry.is_some()
+    {
+        implicit_group_error(s)?;
+    }
     if let Configuration::Service(s) = &*config
         && s.has_dynamo_router()
         && merged.retry.is_some()

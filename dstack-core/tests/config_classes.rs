@@ -530,3 +530,49 @@ fn host_gpu_names() {
 "#,
     );
 }
+
+#[test]
+fn rules_in_the_order_and_scope_of_the_original() {
+    check(
+        r#"
+- id: field-and-model-rules
+  kind: configuration
+  source: core/models/configurations.py (before/field/after validators) and parse_apply_configuration (unknown keys checked in a second pass)
+  cases:
+  - input: {type: service, port: 8000, replicas: 2, groups: [{replicas: "1..3", commands: [c]}]}
+    error: "`replicas` and `groups` are mutually exclusive"
+  - input: {type: service, port: 8000, groups: null, replicas: [{count: 1, commands: [c]}]}
+    expect_subset: {groups: [{name: "0", replicas: {min: 1, max: 1}}]}
+  - input: {type: task, nodes: 2, groups: [{name: a, nodes: 0, commands: [c]}]}
+    error: "`nodes` and `groups` are mutually exclusive"
+  - input: {type: service, port: 8000, replicas: [{count: 1, commands: [c], env: {A: b}}, {count: "1..3", commands: [c]}]}
+    error: "When you set `replicas` to a range, ensure to specify `scaling`."
+  - input: {type: service, port: 8000, docker: true, nvcc: true, replicas: [{name: b, count: 1, commands: [c]}, {name: b, count: 1, commands: [c]}]}
+    error: "Duplicate replica group names found: ['b']. Each replica group must have a unique name."
+  - input: {type: service, port: 8000, docker: true, nvcc: true, replicas: [{name: b, count: 1, commands: [c]}, {name: b, count: 1, commands: [c]}]}
+    error: "`nvcc` and `docker` are mutually exclusive fields"
+  - input: {type: service, port: 8000, image: "", python: "3.12", docker: true, commands: [x]}
+    error: "`python` and `docker` are mutually exclusive fields"
+  - input: {type: service, port: 8000, image: "", commands: []}
+    error: "Either `commands` or `image` must be set"
+  - input: {type: service, port: 8000, commands: [x], scaling: {metric: rps, target: 1}}
+    ok: true
+  - input: {type: task, image: i, entrypoint: e, groups: [{commands: [c]}]}
+    error: "Top-level `entrypoint` is not allowed when `groups` is set. Specify `commands` in each node group instead."
+  - input: {type: dev-environment, version: "1.0", entrypoint: e}
+    error: "entrypoint is not supported for dev-environment"
+  - input: {type: dev-environment, ide: windsurf, version: "1.0"}
+    error: "Invalid Windsurf version format: `1.0`. Expected format: `version@commit` (e.g., `1.106.0@8951cd3ad688e789573d7f51750d67ae4a0bea7d`)"
+  - input: {type: preset, model: {base: b, name: n}, input_tokens: 1, shared_prefix_tokens: 3000}
+    error: "shared_prefix_tokens must be less than input_tokens (1)"
+  - input: {type: preset, model: {base: b, name: n}}
+    error: "Extra inputs are not permitted"
+- id: scaling-without-replicas
+  kind: server_validate
+  source: core/models/configurations.py::ServiceConfiguration.replica_groups, reached from server/services/runs/spec.py::_iter_configuration_commands
+  cases:
+  - input: {configuration: {type: service, port: 8000, commands: [x], scaling: {metric: rps, target: 1}}}
+    error: "To use `scaling`, `replicas` must be set to a range."
+"#,
+    );
+}

@@ -67,7 +67,8 @@ impl Cx {
 
     /// Runs `f` on a scratch context at the same path and returns its outcome with the issues
     /// it found, recording nothing here: for unions, where only the failure of every member is
-    /// an error (then [`Cx::record`] the members' issues).
+    /// an error (then [`Cx::record`] the members' issues). An `Ok` with issues is a value that
+    /// decoded apart from reported problems (such as unknown properties).
     pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Cx) -> D<T>) -> (D<T>, Vec<Issue>) {
         let mut scratch = Cx {
             issues: Vec::new(),
@@ -103,7 +104,8 @@ impl Cx {
 /// Collects a struct's fields from a mapping in one pass, reporting unknown and duplicate keys.
 ///
 /// `accept(key, value)` returns whether `key` is a known property. `allowed` keys (such as the
-/// `type` discriminator) are accepted and ignored.
+/// `type` discriminator) are accepted and ignored. Unknown keys are reported without failing
+/// the struct (its cross-field rules still run); a non-mapping or a duplicate key fails it.
 pub fn collect_fields<'n>(
     cx: &mut Cx,
     node: &'n Node,
@@ -144,6 +146,9 @@ pub fn collect_fields<'n>(
             continue;
         }
         if !accept(name, value) {
+            // Reported, but the struct's own rules still run: the original validates once
+            // with unknown properties ignored and reports those problems when there are any
+            // (`parse_apply_configuration`), so an unknown key never hides them.
             let help = did_you_mean(name, known).map(|m| format!("did you mean `{m}`?"));
             cx.at(name, |cx| {
                 cx.error_at(
@@ -152,7 +157,6 @@ pub fn collect_fields<'n>(
                     help,
                 )
             });
-            ok = false;
         }
     }
     if ok { Ok(()) } else { Err(Invalid) }

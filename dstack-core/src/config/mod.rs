@@ -84,6 +84,14 @@ impl Issue {
     }
 }
 
+impl Issue {
+    /// Whether this is an unknown property (pydantic's `Extra inputs are not permitted`): the
+    /// original checks those in a second pass, after everything else validated.
+    pub fn is_unknown_property(&self) -> bool {
+        self.message.starts_with("Extra inputs are not permitted")
+    }
+}
+
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path_string();

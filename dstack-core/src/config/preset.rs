@@ -8,7 +8,8 @@
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-use super::decode::{self, Cx, D, fields};
+use super::Issue;
+use super::decode::{self, Cx, D, Invalid, fields};
 use super::node::{Node, Value};
 use super::profile::{PROFILE_KEYS, ProfileParams};
 use super::values::{self, EntityReference, Env};
@@ -290,15 +291,28 @@ fn model(cx: &mut Cx, n: &Node) -> D<PresetModel> {
         ));
     }
     let (repo, repo_issues) = cx.attempt(|cx| model_repo(cx, n));
-    if let Ok(m) = repo {
-        return Ok(m);
+    if repo.is_ok() && repo_issues.is_empty() {
+        return repo;
     }
     let (base, base_issues) = cx.attempt(|cx| model_base(cx, n));
-    if let Ok(m) = base {
-        return Ok(m);
+    if base.is_ok() && base_issues.is_empty() {
+        return base;
     }
+    // The original validates with unknown properties ignored first: a member that fails only
+    // by them is the value its other rules see, and both members' problems are reported.
+    let only_unknown = |out: &D<PresetModel>, issues: &[Issue]| {
+        out.is_ok() && issues.iter().all(Issue::is_unknown_property)
+    };
+    let value = if only_unknown(&repo, &repo_issues) {
+        repo
+    } else if only_unknown(&base, &base_issues) {
+        base
+    } else {
+        Err(Invalid)
+    };
     cx.record(repo_issues);
-    Err(cx.record(base_issues))
+    cx.record(base_issues);
+    value
 }
 
 fn prompt(cx: &mut Cx, n: &Node) -> D<Prompt> {

@@ -175,7 +175,12 @@ impl RunCommon {
         let image = decode::opt(cx, "image", f.image, decode::string);
         let user = decode::opt(cx, "user", f.user, values::user);
         let privileged = decode::def(cx, "privileged", f.privileged, || false, decode::boolean);
-        let entrypoint = decode::opt(cx, "entrypoint", f.entrypoint, decode::string);
+        let entrypoint = decode::opt(cx, "entrypoint", f.entrypoint, |cx, n| {
+            if kind == RunType::DevEnvironment {
+                return Err(cx.error(n, "entrypoint is not supported for dev-environment"));
+            }
+            decode::string(cx, n)
+        });
         let working_dir = decode::opt(cx, "working_dir", f.working_dir, decode::string);
         let home_dir = decode::def(
             cx,
@@ -186,7 +191,16 @@ impl RunCommon {
         );
         let registry_auth =
             decode::opt(cx, "registry_auth", f.registry_auth, values::registry_auth);
-        let python = decode::opt(cx, "python", f.python, python_version);
+        // The image-source rules run as the original's field validators: each field checks
+        // the fields before it that validated (`image` only when not empty, `docker` only
+        // when literally `true`), and every failing field is reported.
+        let image_set = matches!(&image, Ok(Some(i)) if !i.is_empty());
+        let python = decode::opt(cx, "python", f.python, |cx, n| {
+            if image_set {
+                return Err(cx.error(n, "`image` and `python` are mutually exclusive fields"));
+            }
+            python_version(cx, n)
+        });
         let nvcc = decode::opt(cx, "nvcc", f.nvcc, decode::boolean);
         let single_branch = decode::opt(cx, "single_branch", f.single_branch, decode::boolean);
         let env = decode::def(cx, "env", f.env, Env::default, values::env);
@@ -204,7 +218,27 @@ impl RunCommon {
         let volumes = decode::def(cx, "volumes", f.volumes, Vec::new, |cx, n| {
             decode::list(cx, n, values::mount_point)
         });
-        let docker = decode::opt(cx, "docker", f.docker, decode::boolean);
+        let (python_set, nvcc_set) = (
+            matches!(python, Ok(Some(_))),
+            matches!(nvcc, Ok(Some(true))),
+        );
+        let docker = decode::opt(cx, "docker", f.docker, |cx, n| {
+            if matches!(n.value, Value::Bool(true)) {
+                for (other, set) in [
+                    ("image", image_set),
+                    ("python", python_set),
+                    ("nvcc", nvcc_set),
+                ] {
+                    if set {
+                        return Err(cx.error(
+                            n,
+                            format!("`{other}` and `docker` are mutually exclusive fields"),
+                        ));
+                    }
+                }
+            }
+            decode::boolean(cx, n)
+        });
         let repos = decode::def(cx, "repos", f.repos, Vec::new, |cx, n| {
             let repos = decode::list(cx, n, values::repo)?;
             if repos.len() > 1 {
@@ -242,32 +276,6 @@ impl RunCommon {
             dstack: dstack?,
             setup: setup?,
         };
-        // Cross-field rules, in the order of the original's validators.
-        if common.image.is_some() && common.python.is_some() {
-            return Err(cx.at("python", |cx| {
-                cx.error(
-                    f.python.unwrap_or(n),
-                    "`image` and `python` are mutually exclusive fields",
-                )
-            }));
-        }
-        if common.docker == Some(true) {
-            let docker_node = f.docker.unwrap_or(n);
-            for (other, set) in [
-                ("image", common.image.is_some()),
-                ("python", common.python.is_some()),
-                ("nvcc", common.nvcc == Some(true)),
-            ] {
-                if set {
-                    return Err(cx.at("docker", |cx| {
-                        cx.error(
-                            docker_node,
-                            format!("`{other}` and `docker` are mutually exclusive fields"),
-                        )
-                    }));
-                }
-            }
-        }
         Ok(common)
     }
 }
@@ -385,18 +393,13 @@ impl DevEnvironmentConfiguration {
                     return Err(cx.at("version", |cx| {
                         cx.error_help(
                             vn,
-                            format!("Invalid Windsurf version format: {v}"),
+                            format!("Invalid Windsurf version format: `{v}`. Expected format: `version@commit` (e.g., `1.106.0@8951cd3ad688e789573d7f51750d67ae4a0bea7d`)"),
                             "expected `<version>@<commit hash>`, e.g. `1.106.0@8951cd3ad688e789573d7f51750d67ae4a0bea7d`".into(),
                         )
                     }));
                 }
                 _ => {}
             }
-        }
-        if common.entrypoint.is_some() {
-            return Err(cx.at("entrypoint", |cx| {
-                cx.error(n, "entrypoint is not supported for dev-environment")
-            }));
         }
         if common.dstack && inactivity.is_some() {
             return Err(cx.at("inactivity_duration", |cx| {
@@ -539,6 +542,13 @@ pub fn duplicates(names: &[String]) -> Vec<String> {
 impl TaskConfiguration {
     /// Decodes a `type: task` mapping.
     pub fn decode(cx: &mut Cx, n: &Node) -> D<TaskConfiguration> {
+        // The original's `mode="before"` rule, checked first and reported alone.
+        let given = |key: &str| n.get(key).filter(|v| !v.is_null());
+        if let (Some(g), Some(_)) = (given("groups"), given("nodes")) {
+            return Err(cx.at("groups", |cx| {
+                cx.error(g, "`nodes` and `groups` are mutually exclusive")
+            }));
+        }
         const OWN: [&str; 4] = ["nodes", "groups", "ports", "commands"];
         let known: Vec<&str> = OWN
             .into_iter()
@@ -570,11 +580,24 @@ impl TaskConfiguration {
                 return Err(cx.error(n, "`groups` cannot be an empty list"));
             }
             let mut index = 0;
-            decode::list(cx, n, |cx, item| {
+            let groups = decode::list(cx, n, |cx, item| {
                 let g = node_group(cx, item, index);
                 index += 1;
                 g
-            })
+            })?;
+            // A rule of the `groups` field itself: reported with the other fields' problems.
+            let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+            let dups = duplicates(&names);
+            if !dups.is_empty() {
+                return Err(cx.error(
+                    n,
+                    format!(
+                        "Duplicate node group names found: {}. Each node group must have a unique name.",
+                        py_list(&dups)
+                    ),
+                ));
+            }
+            Ok(groups)
         });
         let ports = decode::def(cx, "ports", f_ports, Vec::new, ports);
         let commands = decode::def(cx, "commands", f_commands, Vec::new, decode::string_list);
@@ -588,7 +611,7 @@ impl TaskConfiguration {
         };
         match &groups {
             None => {
-                if commands.is_empty() && common.image.is_none() {
+                if commands.is_empty() && common.image.as_deref().is_none_or(str::is_empty) {
                     return Err(cx.error_help(
                         n,
                         "Either `commands` or `image` must be set",
@@ -598,14 +621,6 @@ impl TaskConfiguration {
                 }
             }
             Some(groups) => {
-                if nodes.is_some() {
-                    return Err(at(
-                        cx,
-                        "groups",
-                        f_groups,
-                        "`nodes` and `groups` are mutually exclusive".into(),
-                    ));
-                }
                 for (key, set, node) in [
                     ("commands", !commands.is_empty(), f_commands),
                     ("ports", !ports.is_empty(), f_ports),
@@ -626,20 +641,7 @@ impl TaskConfiguration {
                         cx,
                         "entrypoint",
                         None,
-                        "Top-level `entrypoint` is not allowed when `groups` is set.".into(),
-                    ));
-                }
-                let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-                let dups = duplicates(&names);
-                if !dups.is_empty() {
-                    return Err(at(
-                        cx,
-                        "groups",
-                        f_groups,
-                        format!(
-                            "Duplicate node group names found: {}. Each node group must have a unique name.",
-                            py_list(&dups)
-                        ),
+                        "Top-level `entrypoint` is not allowed when `groups` is set. Specify `commands` in each node group instead.".into(),
                     ));
                 }
                 for g in groups {

@@ -162,6 +162,14 @@ const OWN_KEYS: [&str; 12] = [
 impl ServiceConfiguration {
     /// Decodes a `type: service` mapping.
     pub fn decode(cx: &mut Cx, n: &Node) -> D<ServiceConfiguration> {
+        // The original's `mode="before"` rule, checked first and reported alone: `replicas`
+        // (a range, or a legacy list of groups) and `groups` cannot both be given.
+        let given = |key: &str| n.get(key).filter(|v| !v.is_null());
+        if let (Some(g), Some(_)) = (given("groups"), given("replicas")) {
+            return Err(cx.at("groups", |cx| {
+                cx.error(g, "`replicas` and `groups` are mutually exclusive")
+            }));
+        }
         let known: Vec<&str> = OWN_KEYS
             .into_iter()
             .chain(COMMON_KEYS.iter().copied())
@@ -245,11 +253,24 @@ impl ServiceConfiguration {
                 return Err(cx.error(n, "`groups` cannot be an empty list"));
             }
             let mut index = 0;
-            decode::list(cx, n, |cx, item| {
+            let groups = decode::list(cx, n, |cx, item| {
                 let g = replicas::replica_group(cx, item, index);
                 index += 1;
                 g
-            })
+            })?;
+            // A rule of the `groups` field itself: reported with the other fields' problems.
+            let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+            let dups = duplicates(&names);
+            if !dups.is_empty() {
+                return Err(cx.error(
+                    n,
+                    format!(
+                        "Duplicate replica group names found: {}. Each replica group must have a unique name.",
+                        py_list(&dups)
+                    ),
+                ));
+            }
+            Ok(groups)
         });
         let commands = decode::def(cx, "commands", f_commands, Vec::new, decode::string_list);
         let common = RunCommon::decode(cx, n, RunType::Service);
@@ -271,21 +292,22 @@ impl ServiceConfiguration {
             common: common?,
             profile: profile?,
         };
-        if legacy_groups && f_groups.is_some() {
-            return Err(cx.at("groups", |cx| {
-                cx.error(n, "`replicas` and `groups` are mutually exclusive")
-            }));
-        }
         match &service.groups {
             None => {
-                let replicas = service.replicas.unwrap_or(Range::exact(1));
-                scaling::check_scaling(
-                    cx,
-                    f_replicas.or(f_scaling).unwrap_or(n),
-                    &replicas,
-                    service.scaling.is_some(),
-                )?;
-                if service.commands.is_empty() && service.common.image.is_none() {
+                // Only a given `replicas` is checked against `scaling` here; `scaling` with
+                // `replicas` unset passes parsing, as in the original, and the server rejects
+                // it (`spec::validate_run_spec`).
+                if let Some(replicas) = &service.replicas {
+                    scaling::check_scaling(
+                        cx,
+                        f_replicas.or(f_scaling).unwrap_or(n),
+                        replicas,
+                        service.scaling.is_some(),
+                    )?;
+                }
+                if service.commands.is_empty()
+                    && service.common.image.as_deref().is_none_or(str::is_empty)
+                {
                     return Err(cx.error_help(
                         n,
                         "Either `commands` or `image` must be set",
@@ -294,13 +316,7 @@ impl ServiceConfiguration {
                     ));
                 }
             }
-            Some(groups) => service.check_groups(
-                cx,
-                n,
-                groups,
-                f_replicas.is_some() && !legacy_groups,
-                f_groups,
-            )?,
+            Some(groups) => service.check_groups(cx, n, groups, f_groups)?,
         }
         Ok(service)
     }

@@ -9,7 +9,7 @@ use crate::config::decode::{self, Cx, D, Invalid, fields};
 use crate::config::node::{Node, Value};
 use crate::config::profile::{SpotPolicy, string_enum};
 use crate::config::resources;
-use crate::config::run::{self, PythonVersion, duplicates, py_list};
+use crate::config::run::{self, PythonVersion, py_list};
 use crate::resources::{Range, ResourcesSpec};
 
 string_enum!(
@@ -188,29 +188,11 @@ impl ServiceConfiguration {
         cx: &mut Cx,
         n: &Node,
         groups: &[ReplicaGroup],
-        replicas_set: bool,
         f_groups: Option<&Node>,
     ) -> D<()> {
         let gnode = f_groups.unwrap_or(n);
         let fail =
             |cx: &mut Cx, msg: String| -> Invalid { cx.at("groups", |cx| cx.error(gnode, msg)) };
-        if replicas_set {
-            return Err(fail(
-                cx,
-                "`replicas` and `groups` are mutually exclusive".into(),
-            ));
-        }
-        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-        let dups = duplicates(&names);
-        if !dups.is_empty() {
-            return Err(fail(
-                cx,
-                format!(
-                    "Duplicate replica group names found: {}. Each replica group must have a unique name.",
-                    py_list(&dups)
-                ),
-            ));
-        }
         if self.scaling.is_some() {
             return Err(fail(
                 cx,
