@@ -345,6 +345,22 @@ impl Server {
         }
     }
 
+    /// The last lines the server printed.
+    pub(crate) fn output_tail(&self, n: usize) -> String {
+        self.output.lock().map_or_else(
+            |_| String::new(),
+            |lines| {
+                let skip = lines.len().saturating_sub(n);
+                lines
+                    .iter()
+                    .skip(skip)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        )
+    }
+
     /// Whether the server printed a line containing `text` (among its last 2,000 lines).
     pub(crate) fn printed(&self, text: &str) -> bool {
         self.output
