@@ -101,7 +101,8 @@ pub fn env(cx: &mut Cx, n: &Node) -> D<Env> {
         Value::Map(entries) => {
             let mut out = Env::default();
             // Position of each key, so a repeated key replaces in place in constant time.
-            let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            let mut index: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
             let mut ok = true;
             for (k, v) in entries {
                 let key = k.scalar_text().unwrap_or_default();
