@@ -1,6 +1,9 @@
 //! Wire types of the server's HTTP API, shaped as the original's so its CLI can drive us.
 //! Only these types (and configurations) are serialised for clients.
 
+pub mod events;
+pub mod fleets;
+pub mod gpus;
 pub mod runs;
 
 use chrono::{DateTime, SecondsFormat, Utc};

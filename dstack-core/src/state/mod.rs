@@ -17,6 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
 pub use entity::{event, file_archive, job, member, project, run, secret, user};
+pub use misc::EventsQuery;
 pub use runs::{JobRow, JobRuntime, RunRow, RunsQuery};
 pub use users::{MemberRow, UserRow};
 

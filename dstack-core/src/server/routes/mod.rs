@@ -2,13 +2,18 @@
 //! check, the fallback, the body limit, and a panic guard that answers 500 with the original's
 //! envelope.
 
+mod events;
 mod files;
 mod fleets;
+mod gateways;
+mod gpus;
 mod logs;
+mod misc;
 mod projects;
 mod runs;
 mod secrets;
 mod users;
+mod volumes;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -57,9 +62,67 @@ pub(super) fn router(state: AppState) -> Router {
         .route(&project("logs/poll"), post(logs::poll))
         .route(&project("metrics/job/{run}"), get(logs::job_metrics))
         .route(&project("repos/init"), post(files::repos_init))
+        .route("/api/fleets/list", post(fleets::list_all))
         .route(&project("fleets/list"), post(fleets::list))
-        .route(&project("gateways/list"), post(fleets::empty_list))
-        .route(&project("volumes/list"), post(fleets::empty_list))
+        .route(&project("fleets/get"), post(fleets::get))
+        .route(&project("fleets/get_plan"), post(fleets::get_plan))
+        .route(&project("fleets/apply"), post(fleets::apply))
+        .route(&project("fleets/delete"), post(fleets::delete))
+        .route(
+            &project("fleets/delete_instances"),
+            post(fleets::delete_instances),
+        )
+        .route("/api/instances/list", post(fleets::list_instances))
+        .route(&project("instances/get"), post(fleets::get_instance))
+        .route(
+            &project("instances/get_instance_health_checks"),
+            post(fleets::instance_health_checks),
+        )
+        .route(&project("gateways/list"), post(gateways::list))
+        .route(&project("gateways/get"), post(gateways::get))
+        .route(&project("gateways/get_plan"), post(gateways::get_plan))
+        .route(&project("gateways/apply"), post(gateways::apply))
+        .route(&project("gateways/create"), post(gateways::create))
+        .route(&project("gateways/delete"), post(gateways::delete))
+        .route(
+            &project("gateways/set_default"),
+            post(gateways::set_default),
+        )
+        .route(
+            &project("gateways/set_wildcard_domain"),
+            post(gateways::set_wildcard_domain),
+        )
+        .route("/api/volumes/list", post(volumes::list_all))
+        .route(&project("volumes/list"), post(volumes::list))
+        .route(&project("volumes/get"), post(volumes::get))
+        .route(&project("volumes/create"), post(volumes::create))
+        .route(&project("volumes/delete"), post(volumes::delete))
+        .route("/api/events/list", post(events::list))
+        .route(&project("gpus/list"), post(gpus::list))
+        .route(&project("exports/list"), post(misc::list_exports))
+        .route(&project("exports/create"), post(misc::change_export))
+        .route(&project("exports/update"), post(misc::change_export))
+        .route(&project("exports/delete"), post(misc::delete_export))
+        .route(&project("imports/list"), post(misc::list_imports))
+        .route(&project("imports/delete"), post(misc::delete_import))
+        .route(&project("templates/list"), post(misc::list_templates))
+        .route(&project("repos/list"), post(misc::list_repos))
+        .route(&project("repos/get"), post(misc::get_repo))
+        .route(&project("repos/delete"), post(misc::delete_repos))
+        .route("/api/backends/list_types", post(misc::list_backend_types))
+        .route(&project("backends/create"), post(misc::change_backend))
+        .route(&project("backends/update"), post(misc::change_backend))
+        .route(&project("backends/create_yaml"), post(misc::change_backend))
+        .route(&project("backends/update_yaml"), post(misc::change_backend))
+        .route(&project("backends/delete"), post(misc::delete_backends))
+        .route(
+            &project("backends/{backend}/config_info"),
+            post(misc::backend_config),
+        )
+        .route(
+            &project("backends/{backend}/get_yaml"),
+            post(misc::backend_config),
+        )
         .route(&project("secrets/list"), post(secrets::list))
         .route(&project("secrets/get"), post(secrets::get))
         .route(&project("secrets/create_or_update"), post(secrets::put))
@@ -170,16 +233,17 @@ async fn check_client_version(req: Request, next: Next) -> Response {
                 .into_response();
             }
             Ok(Some(client)) => {
-                if let Some(server) = server {
-                    if client > server && (client.0 > server.0 || client.1 > server.1) {
-                        return ApiError::Version {
-                            msg: format!(
-                                "The client/CLI version ({text}) is incompatible with the server version ({API_VERSION})."
-                            ),
-                            code: Some("error"),
-                        }
-                        .into_response();
+                if let Some(server) = server
+                    && client > server
+                    && (client.0 > server.0 || client.1 > server.1)
+                {
+                    return ApiError::Version {
+                        msg: format!(
+                            "The client/CLI version ({text}) is incompatible with the server version ({API_VERSION})."
+                        ),
+                        code: Some("error"),
                     }
+                    .into_response();
                 }
             }
             Ok(None) => {}
