@@ -203,12 +203,12 @@ fn observe(job: &Job, fields: &mut JobFields, now: Time) {
                 Observed::Running => fields.status = JobStatus::Running,
                 Observed::Nothing | Observed::Unknown | Observed::Starting => {}
             }
-            if let (Some(max), Some(started)) = (job.policy.max_duration, job.started_at) {
-                if (now - started).num_seconds() >= max {
-                    fields.status = JobStatus::Terminating;
-                    fields.termination_reason = Some(JobTerminationReason::MaxDurationExceeded);
-                    fields.stop_requested_at = Some(now);
-                }
+            if let (Some(max), Some(started)) = (job.policy.max_duration, job.started_at)
+                && (now - started).num_seconds() >= max
+            {
+                fields.status = JobStatus::Terminating;
+                fields.termination_reason = Some(JobTerminationReason::MaxDurationExceeded);
+                fields.stop_requested_at = Some(now);
             }
         }
         JobStatus::Terminating => {

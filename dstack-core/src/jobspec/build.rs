@@ -1,324 +1,18 @@
-//! The typed job spec: what one job of a run runs, built by one pure function from the run spec
-//! and used by the plan, the submission, the orchestrator and the runner alike.
-//!
-//! [`job_specs`] follows the original's job configurators (`services/jobs/configurators`):
-//! one job per replica for services and dev environments, one per node for tasks (node groups
-//! in order), each with its group's commands, resources, image and spot policy, the merged
-//! profile's limits and retry policy, and the container command line of [`JobCommand`].
+//! [`job_specs`]: the jobs of a run from its validated configuration (the original's job
+//! configurators).
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{
+    AppSpec, BASE_IMAGE, BASE_IMAGE_VERSION, DEFAULT_GROUP_NAME, DEFAULT_RETRY_DURATION,
+    DEFAULT_STOP_DURATION, DIND_IMAGE, EnvVars, FileArchiveMapping, JobCommand, JobSpec,
+    JobSpecError, LEGACY_REPO_DIR, Prelude, Requirements,
+};
 use crate::config::profile::{Retry, SpotPolicy};
 use crate::config::values::OffableDuration;
 use crate::config::{Configuration, ProfileParams, RunCommon};
-use crate::lifecycle::{JobPolicy, RetryEvent, RetryPolicy};
+use crate::lifecycle::{RetryEvent, RetryPolicy};
 use crate::resources::ResourcesSpec;
-
-/// A job spec could not be built from the run spec.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct JobSpecError(pub String);
-
-/// The default graceful stop time, seconds (`DEFAULT_STOP_DURATION`).
-pub const DEFAULT_STOP_DURATION: i64 = 300;
-/// The default retry window, seconds (`DEFAULT_RETRY_DURATION`).
-pub const DEFAULT_RETRY_DURATION: i64 = 3600;
-/// The replica or node group name used when there are no groups.
-pub const DEFAULT_GROUP_NAME: &str = "0";
-/// The repo directory used when a run names none.
-pub const LEGACY_REPO_DIR: &str = "/workflow";
-/// The default image (`dstackai/base`) tag prefix.
-pub const BASE_IMAGE: &str = "dstackai/base";
-/// The version of the base image the original 0.22 server uses.
-pub const BASE_IMAGE_VERSION: &str = "0.16";
-/// The Docker-in-Docker image for `docker: true`.
-pub const DIND_IMAGE: &str = "dstackai/dind";
-
-/// What a job's container runs: a docker-like entrypoint, or a shell with a prelude that
-/// prepares the image and the user's commands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobCommand {
-    /// `entrypoint` (split like a shell would) followed by the commands as arguments.
-    Entrypoint(Vec<String>),
-    /// `<shell> -i -c "<prelude> && <script>"`.
-    Shell {
-        /// Absolute path of the shell.
-        shell: String,
-        /// What prepares the environment.
-        prelude: Prelude,
-        /// The user's commands, in order.
-        script: Vec<String>,
-    },
-}
-
-/// What the base image runs before the user's commands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Prelude {
-    /// Nothing (a custom image).
-    None,
-    /// Start the Docker daemon (`docker: true`).
-    Dockerd,
-    /// Create and activate a virtual environment with this Python version (the base image).
-    PythonVenv(String),
-}
-
-impl JobCommand {
-    /// The command line the original puts in the job spec.
-    pub fn argv(&self) -> Vec<String> {
-        match self {
-            JobCommand::Entrypoint(argv) => argv.clone(),
-            JobCommand::Shell {
-                shell,
-                prelude,
-                script,
-            } => {
-                let mut all = match prelude {
-                    Prelude::None => Vec::new(),
-                    Prelude::Dockerd => vec!["start-dockerd".to_string()],
-                    Prelude::PythonVenv(python) => crate::spec::venv_prelude(python),
-                };
-                all.extend(script.iter().cloned());
-                vec![
-                    shell.clone(),
-                    "-i".into(),
-                    "-c".into(),
-                    crate::spec::join_shell_commands(&all),
-                ]
-            }
-        }
-    }
-
-    /// The command line for a host that provides the prelude itself (its Python on `PATH`
-    /// rather than a virtual environment made with `sudo` in `/dstack`): the same shell, flags
-    /// and script.
-    pub fn host_argv(&self) -> Vec<String> {
-        match self {
-            JobCommand::Entrypoint(argv) => argv.clone(),
-            JobCommand::Shell { shell, script, .. } => vec![
-                shell.clone(),
-                "-i".into(),
-                "-c".into(),
-                crate::spec::join_shell_commands(script),
-            ],
-        }
-    }
-}
-
-/// An uploaded file archive and where it goes (`FileArchiveMapping`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileArchiveMapping {
-    /// The archive's id.
-    pub id: String,
-    /// Where to unpack it in the job's file system.
-    pub path: String,
-}
-
-/// A port the CLI forwards when attached (`AppSpec`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppSpec {
-    /// The port in the job.
-    pub port: u16,
-    /// The local port to map it to.
-    pub map_to_port: Option<u16>,
-    /// Name.
-    pub app_name: String,
-    /// URL path to print.
-    #[serde(default)]
-    pub url_path: Option<String>,
-    /// Query parameters to print.
-    #[serde(default)]
-    pub url_query_params: Option<Value>,
-}
-
-/// The requirements of one job (`Requirements`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Requirements {
-    /// Resources.
-    #[serde(deserialize_with = "de_resources")]
-    pub resources: ResourcesSpec,
-    /// Highest price per hour.
-    pub max_price: Option<f64>,
-    /// Spot only (`true`), on-demand only (`false`) or either.
-    pub spot: Option<bool>,
-    /// Capacity reservation.
-    pub reservation: Option<String>,
-    /// Several jobs per replica.
-    pub multinode: Option<bool>,
-    /// Backend options.
-    pub backend_options: Option<Value>,
-}
-
-fn de_resources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ResourcesSpec, D::Error> {
-    let value = Value::deserialize(d)?;
-    let node = crate::config::Node::from_json(&value);
-    let mut cx = crate::config::decode::Cx::new();
-    match crate::config::resources::resources(&mut cx, &node) {
-        Ok(r) if !cx.has_issues() => Ok(r),
-        _ => Err(serde::de::Error::custom("invalid resources in a job spec")),
-    }
-}
-
-/// Environment variables in their order, serialised as a mapping.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvVars(pub Vec<(String, String)>);
-
-impl Serialize for EnvVars {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for EnvVars {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EnvVars, D::Error> {
-        let map = serde_json::Map::<String, Value>::deserialize(d)?;
-        Ok(EnvVars(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s,
-                        Value::Null => String::new(),
-                        other => other.to_string(),
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ))
-    }
-}
-
-/// What one job runs (`JobSpec`), in the original's wire shape and field order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobSpec {
-    /// Replica number.
-    #[serde(default)]
-    pub replica_num: i64,
-    /// Job number within the replica.
-    pub job_num: i64,
-    /// `<run>-<job_num>-<replica_num>`.
-    pub job_name: String,
-    /// Jobs per replica.
-    #[serde(default = "one")]
-    pub jobs_per_replica: i64,
-    /// The replica group.
-    #[serde(default = "default_group")]
-    pub replica_group: String,
-    /// Ports to forward when attached.
-    #[serde(default)]
-    pub app_specs: Option<Vec<AppSpec>>,
-    /// The Unix user.
-    #[serde(default)]
-    pub user: Option<Value>,
-    /// The container command line.
-    pub commands: Vec<String>,
-    /// Environment (values may hold `${{ secrets.* }}` references).
-    pub env: EnvVars,
-    /// Home directory.
-    #[serde(default)]
-    pub home_dir: Option<String>,
-    /// Image.
-    pub image_name: String,
-    /// Privileged container.
-    #[serde(default)]
-    pub privileged: bool,
-    /// Clone only the current branch.
-    #[serde(default)]
-    pub single_branch: Option<bool>,
-    /// The longest the job may run, seconds.
-    #[serde(default)]
-    pub max_duration: Option<i64>,
-    /// Graceful stop time, seconds (`None`: no limit).
-    #[serde(default)]
-    pub stop_duration: Option<i64>,
-    /// Utilisation policy.
-    #[serde(default)]
-    pub utilization_policy: Option<Value>,
-    /// Registry credentials.
-    #[serde(default)]
-    pub registry_auth: Option<Value>,
-    /// Requirements.
-    pub requirements: Requirements,
-    /// Retry policy.
-    #[serde(default)]
-    pub retry: Option<RetryPolicy>,
-    /// Volumes.
-    #[serde(default)]
-    pub volumes: Option<Vec<Value>>,
-    /// The job's SSH key for inter-node communication.
-    #[serde(default)]
-    pub ssh_key: Option<Value>,
-    /// Working directory (absolute), or the image's.
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    /// Repo data.
-    #[serde(default)]
-    pub repo_data: Option<Value>,
-    /// The uploaded code of a local repo.
-    #[serde(default)]
-    pub repo_code_hash: Option<String>,
-    /// Where the repo goes.
-    #[serde(default = "legacy_repo_dir")]
-    pub repo_dir: String,
-    /// What to do when the repo directory exists.
-    #[serde(default)]
-    pub repo_exists_action: Option<String>,
-    /// Uploaded files.
-    #[serde(default)]
-    pub file_archives: Vec<FileArchiveMapping>,
-    /// The service port.
-    #[serde(default)]
-    pub service_port: Option<u16>,
-    /// Probes.
-    #[serde(default)]
-    pub probes: Vec<Value>,
-    /// Node group index.
-    #[serde(default)]
-    pub node_group_index: i64,
-    /// Node group name.
-    #[serde(default = "default_group")]
-    pub node_group_name: String,
-    /// Index within the node group.
-    #[serde(default)]
-    pub node_group_job_index: i64,
-}
-
-fn one() -> i64 {
-    1
-}
-
-fn default_group() -> String {
-    DEFAULT_GROUP_NAME.into()
-}
-
-fn legacy_repo_dir() -> String {
-    LEGACY_REPO_DIR.into()
-}
-
-impl JobSpec {
-    /// The limits and retries the lifecycle applies.
-    pub fn policy(&self) -> JobPolicy {
-        JobPolicy {
-            retry: self.retry.clone(),
-            max_duration: self.max_duration,
-            stop_duration: self.stop_duration,
-        }
-    }
-
-    /// The minimum number of GPUs the job asks for.
-    pub fn gpu_count(&self) -> u32 {
-        self.requirements
-            .resources
-            .gpu
-            .as_ref()
-            .and_then(|g| g.count.min)
-            .map_or(0, |n| n.max(0) as u32)
-    }
-}
 
 /// What [`job_specs`] needs besides the validated configuration.
 #[derive(Debug, Clone)]
@@ -635,17 +329,6 @@ pub fn job_specs(input: &RunInput<'_>) -> Result<Vec<JobSpec>, JobSpecError> {
     Ok(out)
 }
 
-/// The jobs of one more submission of `replica_num` (a retry), as [`job_specs`] builds them.
-pub fn replica_job_specs(
-    input: &RunInput<'_>,
-    replica_num: i64,
-) -> Result<Vec<JobSpec>, JobSpecError> {
-    Ok(job_specs(input)?
-        .into_iter()
-        .filter(|j| j.replica_num == replica_num)
-        .collect())
-}
-
 /// The job spec of the first job, for plans (also when the run would start no replica).
 pub fn plan_job_spec(input: &RunInput<'_>) -> Result<JobSpec, JobSpecError> {
     let groups = groups(input.config)?;
@@ -776,11 +459,11 @@ fn one_job(
         repo_dir: common
             .repos
             .first()
-            .map_or_else(legacy_repo_dir, |r| r.path.clone()),
+            .map_or_else(|| LEGACY_REPO_DIR.to_string(), |r| r.path.clone()),
         repo_exists_action: common
             .repos
             .first()
-            .and_then(|r| serde_json::to_value(&r.if_exists).ok())
+            .and_then(|r| serde_json::to_value(r.if_exists).ok())
             .and_then(|v| v.as_str().map(str::to_string)),
         file_archives: input.file_archives.clone(),
         service_port: match input.config {
