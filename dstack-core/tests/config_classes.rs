@@ -279,6 +279,14 @@ fn ports_from_the_command_line() {
     expect_subset: {ports: [{local_port: null, container_port: 8080}, {local_port: null, container_port: 8081}]}
   - input: {configuration: {type: task, commands: [x], ports: [8080, 8080]}, args: []}
     expect_subset: {ports: [{local_port: 8080, container_port: 8080}, {local_port: 8080, container_port: 8080}]}
+  - input: {configuration: {type: task, commands: [whoami]}, args: ["-p", "8000:80", "--port", "8001:80"]}
+    error: "Port 80 is already in use"
+  - input: {configuration: {type: task, commands: [whoami], ports: ["3000"]}, args: ["-p", "3000:4000"]}
+    error: "Port 3000 is already in use"
+  - input: {configuration: {type: task, commands: [x]}, args: ["-p", "70000"]}
+    error: "argument -p/--port: invalid port_mapping value: '70000'"
+  - input: {configuration: {type: service, port: 8000, commands: [x]}, args: ["-p", "8080"]}
+    error: "unrecognized arguments: -p 8080"
 "#,
     );
 }
@@ -291,6 +299,12 @@ fn interpolation_of_replica_group_commands() {
   kind: cli_apply_args
   source: cli/services/configurators/run.py::ServiceConfigurator.apply_args, _interpolate_commands
   cases:
+  - input: {configuration: {type: service, port: 8000, image: debian, groups: [{replicas: 1, commands: ["echo ${{ run.args }} ${{ groups[0].replicas[0].IP_ADDRESS }}"]}]}, args: [hello]}
+    expect_subset: {groups: [{commands: ["echo hello ${{ groups[0].replicas[0].IP_ADDRESS }}"]}]}
+  - input: {configuration: {type: task, commands: ["echo ${{ run.args }}"]}, args: [a, "b c", "-e", "X=1"]}
+    expect_subset: {commands: ["echo a 'b c'"], env: {X: "1"}}
+  - input: {configuration: {type: dev-environment}, args: [hello]}
+    error: "unrecognized arguments: hello"
   - input: {configuration: {type: service, port: 8000, groups: [{replicas: 1, commands: ["echo ${{ run.args }}"]}]}, args: ["--", "a b"]}
     expect_subset: {groups: [{commands: ["echo 'a b'"]}]}
   - input: {configuration: {type: service, port: 8000, replicas: [{count: 1, commands: ["echo ${{ groups[0].replicas[0].IP_ADDRESS }} ${{ secrets.T }}"]}]}, args: []}

@@ -37,20 +37,38 @@ pub struct ApplyArgs {
 }
 
 impl ApplyArgs {
-    /// Reads `-e`/`--env`, `-p`/`--port` and `-- ARGS...` from an argument list.
+    /// Reads `-e`/`--env`, `-p`/`--port` and the run arguments from an argument list, as the
+    /// original's parser does: the run arguments are the positional ones (one contiguous run,
+    /// or everything after `--`).
     pub fn parse(args: &[String]) -> Result<ApplyArgs, ApplyError> {
         let mut out = ApplyArgs::default();
-        let mut it = args.iter();
+        let mut taken = false;
+        let mut it = args.iter().peekable();
+        let is_option = |a: &str| a.starts_with('-') && a != "-";
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "-e" | "--env" => out.env.push(next_value(&mut it, arg)?),
                 "-p" | "--port" => out.ports.push(next_value(&mut it, arg)?),
                 "--" => {
-                    out.run_args = it.by_ref().cloned().collect();
+                    let rest: Vec<String> = it.by_ref().cloned().collect();
+                    if taken && !rest.is_empty() {
+                        return Err(unrecognized(&rest));
+                    }
+                    out.run_args.extend(rest);
+                }
+                other if !is_option(other) => {
+                    if taken {
+                        return Err(unrecognized(std::slice::from_ref(arg)));
+                    }
+                    taken = true;
+                    out.run_args.push(arg.clone());
+                    while let Some(next) = it.next_if(|a| !is_option(a)) {
+                        out.run_args.push(next.clone());
+                    }
                 }
                 other => {
                     return Err(ApplyError::BadArgument(format!(
-                        "unexpected argument `{other}`"
+                        "unrecognized arguments: {other}"
                     )));
                 }
             }
@@ -59,7 +77,14 @@ impl ApplyArgs {
     }
 }
 
-fn next_value(it: &mut std::slice::Iter<'_, String>, flag: &str) -> Result<String, ApplyError> {
+fn unrecognized(args: &[String]) -> ApplyError {
+    ApplyError::BadArgument(format!("unrecognized arguments: {}", args.join(" ")))
+}
+
+fn next_value<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    flag: &str,
+) -> Result<String, ApplyError> {
     it.next()
         .cloned()
         .ok_or_else(|| ApplyError::BadArgument(format!("`{flag}` needs a value")))
@@ -94,6 +119,7 @@ pub fn apply(
     args: &ApplyArgs,
     environ: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Configuration, ApplyError> {
+    check_arguments(config, args)?;
     let mut config = config.clone();
     let Some(common) = run_common_mut(&mut config) else {
         return Ok(config);
@@ -150,11 +176,6 @@ pub fn apply(
             }
         }
         Configuration::Service(s) => {
-            if !args.ports.is_empty() {
-                return Err(ApplyError::BadArgument(
-                    "`-p` is not supported for services".into(),
-                ));
-            }
             interp_commands(&mut s.commands)?;
             for g in s.groups.iter_mut().flatten() {
                 interp_commands(&mut g.commands)?;
@@ -170,6 +191,73 @@ pub fn apply(
         return Err(ApplyError::Invalid("working_dir must be absolute".into()));
     }
     Ok(config)
+}
+
+/// What the original's argument parser rejects before anything is applied: a `-p` or `-e`
+/// value its type function cannot read, `-p` for services and run arguments for dev
+/// environments (neither is an argument of theirs).
+fn check_arguments(config: &Configuration, args: &ApplyArgs) -> Result<(), ApplyError> {
+    for item in &args.env {
+        if values::parse_env_item(item).is_none() {
+            return Err(ApplyError::BadArgument(format!(
+                "argument -e/--env: invalid env_var value: {}",
+                py_repr(item)
+            )));
+        }
+    }
+    for spec in &args.ports {
+        let node = Node::new(Value::Str(spec.clone()));
+        if values::parse_port_mapping(&mut Cx::new(), &node, spec).is_err() {
+            return Err(ApplyError::BadArgument(format!(
+                "argument -p/--port: invalid port_mapping value: {}",
+                py_repr(spec)
+            )));
+        }
+    }
+    let unrecognized: Vec<String> = match config {
+        Configuration::Service(_) => args
+            .ports
+            .iter()
+            .flat_map(|p| ["-p".to_string(), p.clone()])
+            .collect(),
+        Configuration::DevEnvironment(_) => args.run_args.clone(),
+        _ => Vec::new(),
+    };
+    if !unrecognized.is_empty() {
+        return Err(ApplyError::BadArgument(format!(
+            "unrecognized arguments: {}",
+            unrecognized.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// Python's `repr` of a string.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 fn run_common_mut(config: &mut Configuration) -> Option<&mut RunCommon> {

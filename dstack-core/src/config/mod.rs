@@ -362,7 +362,6 @@ fn decode_configuration(cx: &mut decode::Cx, n: &Node) -> decode::D<Configuratio
             }));
         }
     };
-    references::check(cx, n, text);
     Ok(config)
 }
 
@@ -381,10 +380,19 @@ pub fn parse_str(source_name: &str, text: &str) -> Result<Configuration, ConfigE
             help: None,
         }])
     })?;
+    // Files also get the check of `${{ }}` references by place, which the original does only
+    // later (at `dstack apply`, on the server, or in the job); decoding alone
+    // (`Configuration::from_node`, `from_json`) accepts what the original's parser accepts.
+    let mut cx = decode::Cx::new();
+    if let Some(kind) = node.get("type").and_then(Node::as_str) {
+        references::check(&mut cx, &node, kind);
+    }
     let mut issues = match Configuration::from_node(&node) {
-        Ok(c) => return Ok(c),
+        Ok(c) if !cx.has_issues() => return Ok(c),
+        Ok(_) => Vec::new(),
         Err(issues) => issues,
     };
+    issues.extend(cx.into_issues());
     issues.sort_by_key(|i| (i.mark.line == 0, i.mark.line, i.mark.column));
     Err(fail(issues))
 }
