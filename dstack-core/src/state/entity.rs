@@ -38,6 +38,7 @@ pub mod project {
         pub owner_id: String,
         pub is_public: bool,
         pub created_at: ChronoDateTimeUtc,
+        pub deleted: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

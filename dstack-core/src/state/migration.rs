@@ -242,6 +242,19 @@ impl MigrationTrait for M20261201000003Core {
         }
         m.alter_table(
             Table::alter()
+                .table("projects")
+                .add_column(
+                    &mut ColumnDef::new("deleted")
+                        .boolean()
+                        .not_null()
+                        .default(false)
+                        .to_owned(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
                 .table("users")
                 .add_column(
                     &mut ColumnDef::new("deleted")

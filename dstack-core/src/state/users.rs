@@ -192,6 +192,7 @@ impl Db {
     pub async fn project_by_name(&self, name: &str) -> Result<Option<project::Model>> {
         Ok(project::Entity::find()
             .filter(project::Column::Name.eq(name))
+            .filter(project::Column::Deleted.eq(false))
             .one(&self.conn)
             .await?)
     }
@@ -206,6 +207,7 @@ impl Db {
     /// All projects, oldest first.
     pub async fn projects(&self) -> Result<Vec<project::Model>> {
         Ok(project::Entity::find()
+            .filter(project::Column::Deleted.eq(false))
             .order_by_asc(project::Column::CreatedAt)
             .all(&self.conn)
             .await?)
@@ -227,6 +229,7 @@ impl Db {
             owner_id: Set(owner.id.clone()),
             is_public: Set(is_public),
             created_at: Set(now),
+            deleted: Set(false),
         };
         let project = model.insert(&txn).await.map_err(|e| {
             if is_unique_violation(&e) {
@@ -245,6 +248,57 @@ impl Db {
         txn.commit().await?;
         self.users_written();
         Ok(project)
+    }
+
+    /// Deletes projects: their names are freed (a deleted project keeps its rows, renamed).
+    pub async fn delete_projects(
+        &self,
+        projects: &[project::Model],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.conn.begin().await?;
+        for p in projects {
+            project::ActiveModel {
+                id: Set(p.id.clone()),
+                name: Set(format!("_deleted_{}_{}", now.timestamp(), p.id)),
+                deleted: Set(true),
+                ..Default::default()
+            }
+            .update(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        self.users_written();
+        Ok(())
+    }
+
+    /// Makes a project public or private.
+    pub async fn set_project_public(
+        &self,
+        project: &project::Model,
+        is_public: bool,
+    ) -> Result<project::Model> {
+        let updated = project::ActiveModel {
+            id: Set(project.id.clone()),
+            is_public: Set(is_public),
+            ..Default::default()
+        }
+        .update(&self.conn)
+        .await?;
+        self.users_written();
+        Ok(updated)
+    }
+
+    /// The names of a project's unfinished runs.
+    pub async fn active_run_names(&self, project_id: &str) -> Result<Vec<String>> {
+        Ok(super::run::Entity::find()
+            .filter(super::run::Column::ProjectId.eq(project_id))
+            .filter(super::run::Column::Status.is_not_in(["terminated", "failed", "done"]))
+            .all(&self.conn)
+            .await?
+            .into_iter()
+            .map(|r| r.run_name)
+            .collect())
     }
 
     /// The members of a project with their roles, in the order they joined.

@@ -38,7 +38,22 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/api/users/update", post(users::update))
         .route("/api/users/refresh_token", post(users::refresh_token))
         .route("/api/users/delete", post(users::delete))
+        .route("/api/users/refresh_ssh_key", post(users::refresh_ssh_key))
+        .route("/api/users/public_keys/list", post(users::list_public_keys))
+        .route("/api/users/public_keys/add", post(users::add_public_key))
+        .route(
+            "/api/users/public_keys/delete",
+            post(users::delete_public_keys),
+        )
+        .route("/api/auth/list_providers", post(users::list_auth_providers))
+        .route("/api/sshproxy/get_upstream", post(users::sshproxy_upstream))
         .route("/api/projects/list", post(projects::list))
+        .route("/api/projects/delete", post(projects::delete))
+        .route(
+            "/api/projects/list_only_no_fleets",
+            post(projects::list_only_no_fleets),
+        )
+        .route("/api/projects/{project}/update", post(projects::update))
         .route("/api/projects/create", post(projects::create))
         .route("/api/projects/{project}/get", post(projects::get))
         .route(

@@ -175,3 +175,75 @@ pub(super) async fn remove_members(
     state.wake.notify_one();
     Ok(Json(views::project(&state, &m.project).await?))
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteProjectsRequest {
+    projects_names: Vec<String>,
+}
+
+/// Deletes projects: global admins any, others those they administer; never with active runs.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Body(req): Body<DeleteProjectsRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut projects = Vec::new();
+    for name in &req.projects_names {
+        let Some(p) = state.db.project_by_name(name).await? else {
+            if user.is_admin() {
+                return Err(ApiError::client("Failed to delete non-existent projects"));
+            }
+            return Err(ApiError::denied());
+        };
+        if !user.is_admin() {
+            let role = state.db.member_role(&p.id, &user.id).await?;
+            if p.owner_id != user.id && role != Some(ProjectRole::Admin) {
+                return Err(ApiError::denied());
+            }
+        }
+        projects.push(p);
+    }
+    for p in &projects {
+        let active = state.db.active_run_names(&p.id).await?;
+        if !active.is_empty() {
+            let names: Vec<String> = active.iter().map(|n| format!("'{n}'")).collect();
+            return Err(ApiError::client(format!(
+                "Failed to delete project with active runs: [{}]",
+                names.join(", ")
+            )));
+        }
+    }
+    state
+        .db
+        .delete_projects(&projects, chrono::Utc::now())
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::Value::Null))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UpdateProjectRequest {
+    #[serde(default)]
+    is_public: Option<bool>,
+}
+
+/// `update`: project admins (and global admins) make a project public or private.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    m: Member,
+    Body(req): Body<UpdateProjectRequest>,
+) -> ApiResult<api::Project> {
+    if !m.user.is_admin() && m.role != Some(ProjectRole::Admin) {
+        return Err(ApiError::denied());
+    }
+    let project = match req.is_public {
+        Some(public) => state.db.set_project_public(&m.project, public).await?,
+        None => m.project.clone(),
+    };
+    Ok(Json(views::project(&state, &project).await?))
+}
+
+/// `list_only_no_fleets`: every project has the built-in fleet `local`.
+pub(super) async fn list_only_no_fleets(_user: Auth) -> ApiResult<Vec<api::Project>> {
+    Ok(Json(Vec::new()))
+}

@@ -166,3 +166,35 @@ pub(super) async fn delete(
     state.wake.notify_one();
     Ok(Json(serde_json::Value::Null))
 }
+
+const NO_SSH_KEYS: &str = "SSH keys are not supported yet: this server has no SSH access to runs (use `dstack logs` and the service proxy)";
+
+/// `refresh_ssh_key`: no server-generated SSH keys yet.
+pub(super) async fn refresh_ssh_key(_user: Auth) -> ApiResult<api::UserWithCreds> {
+    Err(ApiError::client(NO_SSH_KEYS))
+}
+
+/// `public_keys/list`: none.
+pub(super) async fn list_public_keys(_user: Auth) -> ApiResult<Vec<serde_json::Value>> {
+    Ok(Json(Vec::new()))
+}
+
+/// `public_keys/add`: refused until runs can be reached over SSH.
+pub(super) async fn add_public_key(_user: Auth) -> ApiResult<serde_json::Value> {
+    Err(ApiError::client(NO_SSH_KEYS))
+}
+
+/// `public_keys/delete`: nothing to delete.
+pub(super) async fn delete_public_keys(_user: Auth) -> ApiResult<serde_json::Value> {
+    Ok(Json(serde_json::Value::Null))
+}
+
+/// `auth/list_providers` (no authentication): no OAuth providers, tokens only.
+pub(super) async fn list_auth_providers() -> Json<Vec<serde_json::Value>> {
+    Json(Vec::new())
+}
+
+/// `sshproxy/get_upstream`: there is no SSH proxy yet.
+pub(super) async fn sshproxy_upstream() -> Result<Json<serde_json::Value>, ApiError> {
+    Err(ApiError::client(NO_SSH_KEYS))
+}
