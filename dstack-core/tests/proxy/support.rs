@@ -1,0 +1,144 @@
+//! The proxy harness: a proxy on an ephemeral port, a client that follows no redirects, route
+//! and token fixtures, and assertions shared by several test modules.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dstack_core::proxy::{
+    ProxyConfig, ProxyError, Replica, Routes, ServiceRoute, TokenInfo, serve_listener,
+};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub(crate) const MAX_BODY: u64 = 1024 * 1024;
+
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    pub(crate) routes: Routes,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) task: JoinHandle<Result<(), ProxyError>>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(api: SocketAddr) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes = Routes::new(api);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let config = ProxyConfig {
+            listen: addr,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(2),
+            max_body_bytes: MAX_BODY,
+            threads: 2,
+        };
+        let task = tokio::spawn(serve_listener(
+            listener,
+            config,
+            routes.clone(),
+            shutdown_rx,
+        ));
+        Proxy {
+            addr,
+            routes,
+            shutdown,
+            task,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn service(
+    project: &str,
+    run: &str,
+    auth: bool,
+    strip: bool,
+    replicas: &[SocketAddr],
+) -> ServiceRoute {
+    ServiceRoute {
+        project: project.to_owned(),
+        run: run.to_owned(),
+        auth,
+        strip_prefix: strip,
+        replicas: replicas.iter().map(|&addr| Replica { addr }).collect(),
+        model: None,
+    }
+}
+
+pub(crate) fn tokens() -> HashMap<String, TokenInfo> {
+    HashMap::from([
+        (
+            "member-token".to_owned(),
+            TokenInfo {
+                global_admin: false,
+                projects: HashSet::from(["main".to_owned()]),
+            },
+        ),
+        (
+            "outsider-token".to_owned(),
+            TokenInfo {
+                global_admin: false,
+                projects: HashSet::from(["other".to_owned()]),
+            },
+        ),
+        (
+            "admin-token".to_owned(),
+            TokenInfo {
+                global_admin: true,
+                projects: HashSet::new(),
+            },
+        ),
+    ])
+}
+
+pub(crate) fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+    echo["headers"][name][0].as_str()
+}
+
+pub(crate) async fn assert_streams(resp: reqwest::Response, started: Instant) {
+    assert_eq!(resp.status(), 200);
+    let mut resp = resp;
+    let first = resp.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert!(String::from_utf8_lossy(&first).contains("event-0"));
+    assert!(
+        first_at < Duration::from_secs(1),
+        "first chunk after {first_at:?}"
+    );
+    let mut all = first.to_vec();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        all.extend_from_slice(&chunk);
+    }
+    let total = started.elapsed();
+    assert!(
+        total >= Duration::from_millis(1500),
+        "stream ended after {total:?}"
+    );
+    assert!(String::from_utf8_lossy(&all).contains("event-5"));
+}
+
+/// The request counter is bumped in Pingora's `logging` phase, which may run just after the
+/// client received the response: poll briefly until it reaches `expected`.
+pub(crate) async fn request_count(routes: &Routes, project: &str, run: &str, expected: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let count = routes.request_count(project, run);
+        if count >= expected || Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
