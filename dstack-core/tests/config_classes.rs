@@ -90,6 +90,22 @@ fn reversed_ranges() {
   - {input: "1.5TB..8", error: "Invalid range order: 1536GB..8GB"}
   - {input: "2000000..1", error: "Invalid range order: 2e+06GB..1GB"}
   - {input: {min: 1.2345678, max: 1}, error: "Invalid range order: 1.23457GB..1GB"}
+  - {input: "GB40GB..", error: "could not convert string to float: 'gb40'"}
+- id: shorthand-conflicts-before-values
+  kind: gpu_spec
+  source: core/models/resources.py::GPUSpec.parse (tokens sorted out, then the fields validated)
+  cases:
+  - {input: "8x86:512MB", error: "GPU spec memory conflict: 8x86:512MB"}
+  - {input: ".:2000000", error: "GPU spec count conflict: .:2000000"}
+  - {input: "A100::2", error: "GPU spec contains empty token: A100::2"}
+  - {input: "A100,:2", error: "GPU name can not be empty: A100,:2"}
+  - {input: "A100:4..2:80GB..40GB", error: "Invalid range order: 4..2"}
+- id: cpu-shorthand-conflicts
+  kind: cpu_spec
+  source: core/models/resources.py::CPUSpec.parse
+  cases:
+  - {input: "..:40GBA100..", error: "CPU spec count conflict: ..:40GBA100.."}
+  - {input: "8..2:arm", error: "Invalid range order: 8..2"}
 - id: resources-range-order
   kind: configuration
   source: core/models/resources.py::CPUSpec.parse, GPUSpec.parse, DiskSpec

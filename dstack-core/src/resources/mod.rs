@@ -66,7 +66,8 @@ impl Memory {
         };
         match parse_py_float(number) {
             Some(f) => Ok(Memory(f * scale)),
-            None => err(format!("could not convert string to float: '{v}'")),
+            // Python's `float()` names the text it was given: the number without its unit.
+            None => err(format!("could not convert string to float: '{number}'")),
         }
     }
 
@@ -323,17 +324,18 @@ impl CpuSpec {
     pub fn parse(s: &str) -> Result<CpuSpec> {
         let compact: String = s.chars().filter(|c| *c != ' ').collect();
         let mut spec = CpuSpec::default();
-        let (mut arch_seen, mut count_seen) = (false, false);
+        // Tokens are sorted out first (conflicts win); the count is read afterwards, as the
+        // original's model validates the fields the shorthand produced.
+        let (mut arch_seen, mut count) = (false, None);
         for token in compact.split(':') {
             if token.is_empty() {
                 return err(format!("CPU spec contains empty token: {s}"));
             }
             if token.contains("..") || token.bytes().all(|b| b.is_ascii_digit()) {
-                if count_seen {
+                if count.is_some() {
                     return err(format!("CPU spec count conflict: {s}"));
                 }
-                spec.count = Range::parse(token)?;
-                count_seen = true;
+                count = Some(token);
             } else {
                 if arch_seen {
                     return err(format!("CPU spec arch conflict: {s}"));
@@ -344,6 +346,9 @@ impl CpuSpec {
                     })?);
                 arch_seen = true;
             }
+        }
+        if let Some(count) = count {
+            spec.count = Range::parse(count)?;
         }
         Ok(spec)
     }
@@ -465,8 +470,10 @@ impl GpuSpec {
     pub fn parse(s: &str) -> Result<GpuSpec> {
         let compact: String = s.chars().filter(|c| *c != ' ').collect();
         let mut spec = GpuSpec::any_count_from(1);
-        let (mut vendor_seen, mut name_seen, mut memory_seen, mut count_seen) =
-            (false, false, false, false);
+        // Tokens are sorted out first (conflicts win); count and memory are read afterwards,
+        // in the model's field order, as the original validates the fields the shorthand made.
+        let (mut vendor_seen, mut name_seen) = (false, false);
+        let (mut memory, mut count) = (None, None);
         for token in compact.split(':') {
             if token.is_empty() {
                 return err(format!("GPU spec contains empty token: {s}"));
@@ -484,25 +491,29 @@ impl GpuSpec {
                 let mut names = Vec::new();
                 for name in token.split(',') {
                     if name.is_empty() {
-                        return err("GPU name can not be empty");
+                        return err(format!("GPU name can not be empty: {s}"));
                     }
                     names.push(strip_tpu_prefix(name).to_string());
                 }
                 spec.name = Some(names);
                 name_seen = true;
             } else if token.chars().any(char::is_alphabetic) {
-                if memory_seen {
+                if memory.is_some() {
                     return err(format!("GPU spec memory conflict: {s}"));
                 }
-                spec.memory = Some(Range::parse(token)?);
-                memory_seen = true;
+                memory = Some(token);
             } else {
-                if count_seen {
+                if count.is_some() {
                     return err(format!("GPU spec count conflict: {s}"));
                 }
-                spec.count = Range::parse(token)?;
-                count_seen = true;
+                count = Some(token);
             }
+        }
+        if let Some(count) = count {
+            spec.count = Range::parse(count)?;
+        }
+        if let Some(memory) = memory {
+            spec.memory = Some(Range::parse(memory)?);
         }
         Ok(spec)
     }
