@@ -100,19 +100,19 @@ pub fn is_valid_docker_volume_target(path: &str) -> bool {
     path.starts_with('/') && !path.contains('\0') && (path == "/" || !path.ends_with('/'))
 }
 
+/// The resources of one job kind with the image settings that apply to them.
+struct Unit<'a> {
+    resources: &'a ResourcesSpec,
+    image: Option<&'a String>,
+    docker: Option<bool>,
+}
+
 fn top_unit(c: &RunCommon) -> Unit<'_> {
     Unit {
         resources: &c.resources,
         image: c.image.as_ref(),
         docker: c.docker,
     }
-}
-
-/// The resources of one job kind with the image settings that apply to them.
-struct Unit<'a> {
-    resources: &'a ResourcesSpec,
-    image: Option<&'a String>,
-    docker: Option<bool>,
 }
 
 /// What the accelerator and CPU checks look at: the replica or node groups (`true`) when the
@@ -719,6 +719,25 @@ mod tests {
             ])
         );
         assert!(shlex_split("'open").is_err());
+    }
+
+    #[test]
+    fn job_commands_without_and_with_the_image_config() {
+        let config = crate::config::parse_str("t.yml", "type: task\nimage: debian\n")
+            .expect("a task with an image parses");
+        assert_eq!(
+            job_commands(&config, "3.12").map_err(|e| e.0),
+            Err("Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration".to_string())
+        );
+        let image = ImageConfig {
+            entrypoint: vec!["/entrypoint.sh".into()],
+            cmd: vec!["-f".into()],
+        };
+        assert_eq!(
+            job_commands_for(&config, 0, "3.12", Some(&image)),
+            Ok(vec!["/entrypoint.sh".to_string(), "-f".into()])
+        );
+        assert!(job_commands_for(&config, 1, "3.12", Some(&image)).is_err());
     }
 
     #[test]
