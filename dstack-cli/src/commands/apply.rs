@@ -86,11 +86,11 @@ pub(crate) fn run(args: &ApplyArgs) -> Result<(), CliError> {
         println!("Run is not submitted");
         return Ok(());
     }
-    if plan["action"] == "update" {
-        if let Some(name) = &run_name {
-            client.project_post("runs/stop", json!({"runs_names": [name], "abort": false}))?;
-            wait_finished(&client, name, Duration::from_secs(600))?;
-        }
+    if plan["action"] == "update"
+        && let Some(name) = &run_name
+    {
+        client.project_post("runs/stop", json!({"runs_names": [name], "abort": false}))?;
+        wait_finished(&client, name, Duration::from_secs(600))?;
     }
     let run = client.project_post(
         "runs/apply",

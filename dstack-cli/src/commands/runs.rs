@@ -48,10 +48,10 @@ fn gpu_label(sub: &Value) -> String {
 /// The status column: the run's status while it is active, the job's reason once finished.
 fn status_label(run: &Value) -> String {
     let status = run["status"].as_str().unwrap_or("");
-    if matches!(status, "terminated" | "failed" | "done") {
-        if let Some(msg) = run["latest_job_submission"]["status_message"].as_str() {
-            return msg.to_string();
-        }
+    if matches!(status, "terminated" | "failed" | "done")
+        && let Some(msg) = run["latest_job_submission"]["status_message"].as_str()
+    {
+        return msg.to_string();
     }
     run["status_message"].as_str().unwrap_or(status).to_string()
 }

@@ -153,12 +153,11 @@ const MAX_CACHED_TOKENS: usize = 10_000;
 impl TokenCache {
     async fn user(&self, db: &crate::state::Db, token: &str) -> Result<UserRow, ApiError> {
         let generation = db.user_generation();
-        if let Ok(cache) = self.inner.read() {
-            if cache.0 == generation {
-                if let Some(u) = cache.1.get(token) {
-                    return Ok(u.clone());
-                }
-            }
+        if let Ok(cache) = self.inner.read()
+            && cache.0 == generation
+            && let Some(u) = cache.1.get(token)
+        {
+            return Ok(u.clone());
         }
         match db.user_by_token(token).await? {
             Some(u) if u.active => {

@@ -189,17 +189,17 @@ async fn process_run(
                 changed.push(i);
             }
             Action::Signal { job, signal } => {
-                if let Some(h) = &rows[picked[job].0].runtime.handle {
-                    if let Err(e) = state.backend.signal(h, signal).await {
-                        tracing::warn!(error = %e, "cannot signal a job");
-                    }
+                if let Some(h) = &rows[picked[job].0].runtime.handle
+                    && let Err(e) = state.backend.signal(h, signal).await
+                {
+                    tracing::warn!(error = %e, "cannot signal a job");
                 }
             }
             Action::Release { job } => {
-                if let Some(h) = &rows[picked[job].0].runtime.handle {
-                    if let Err(e) = state.backend.release(h).await {
-                        tracing::warn!(error = %e, "cannot release a job");
-                    }
+                if let Some(h) = &rows[picked[job].0].runtime.handle
+                    && let Err(e) = state.backend.release(h).await
+                {
+                    tracing::warn!(error = %e, "cannot release a job");
                 }
             }
             Action::Start { job } => {

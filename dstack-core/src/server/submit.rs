@@ -184,14 +184,15 @@ pub(crate) fn jobs_to_submit(
 ) -> Result<Vec<(JobSpec, JobCommand)>, ApiError> {
     let count = sub.job_count();
     let input = sub.input(run_name, &state.default_python);
-    if let Configuration::Task(_) = &sub.config {
-        if count > i64::from(state.backend.max_nodes()) {
-            let first = jobspec::plan_job_spec(&input).map_err(|e| ApiError::client(e.0))?;
-            let why = state.backend.offers(&first).err().unwrap_or_else(|| {
+    if let Configuration::Task(_) = &sub.config
+        && count > i64::from(state.backend.max_nodes())
+    {
+        let first = jobspec::plan_job_spec(&input).map_err(|e| ApiError::client(e.0))?;
+        let why =
+            state.backend.offers(&first).err().unwrap_or_else(|| {
                 format!("The task needs {count} hosts, more than the fleet has")
             });
-            return Err(ApiError::client(format!("No offers: {why}")));
-        }
+        return Err(ApiError::client(format!("No offers: {why}")));
     }
     if count > MAX_JOBS_PER_RUN {
         return Err(ApiError::client(format!(
@@ -204,12 +205,12 @@ pub(crate) fn jobs_to_submit(
         let command = jobspec::command_of(&input, &spec).map_err(|e| ApiError::client(e.0))?;
         out.push((spec, command));
     }
-    if let Some((first, _)) = out.first() {
-        if out.len() > 1 && first.service_port.is_some() {
-            if let Err(why) = state.backend.can_place(out.len(), first) {
-                return Err(ApiError::client(why));
-            }
-        }
+    if let Some((first, _)) = out.first()
+        && out.len() > 1
+        && first.service_port.is_some()
+        && let Err(why) = state.backend.can_place(out.len(), first)
+    {
+        return Err(ApiError::client(why));
     }
     Ok(out)
 }

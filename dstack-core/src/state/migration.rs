@@ -244,7 +244,7 @@ impl MigrationTrait for M20261201000003Core {
             Table::alter()
                 .table("projects")
                 .add_column(
-                    &mut ColumnDef::new("deleted")
+                    ColumnDef::new("deleted")
                         .boolean()
                         .not_null()
                         .default(false)
@@ -257,7 +257,7 @@ impl MigrationTrait for M20261201000003Core {
             Table::alter()
                 .table("users")
                 .add_column(
-                    &mut ColumnDef::new("deleted")
+                    ColumnDef::new("deleted")
                         .boolean()
                         .not_null()
                         .default(false)

@@ -319,11 +319,11 @@ impl Server {
                 if let Some(rest) = line.strip_prefix("The admin token is ") {
                     token = rest.trim_matches('"').to_string();
                 }
-                if let Some(rest) = line.strip_prefix("The server is running at ") {
-                    if !sent {
-                        let _ = tx.send((token.clone(), rest.trim_end_matches('/').to_string()));
-                        sent = true;
-                    }
+                if let Some(rest) = line.strip_prefix("The server is running at ")
+                    && !sent
+                {
+                    let _ = tx.send((token.clone(), rest.trim_end_matches('/').to_string()));
+                    sent = true;
                 }
             }
         });

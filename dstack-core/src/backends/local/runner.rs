@@ -125,12 +125,12 @@ pub fn kill_group(sid: i32, name: &str) -> std::io::Result<()> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        if session_of(&stat) == Some(sid) {
-            if let Some(pid) = Pid::from_raw(pid) {
-                match kill_process(pid, signal) {
-                    Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                    Err(e) => return Err(e.into()),
-                }
+        if session_of(&stat) == Some(sid)
+            && let Some(pid) = Pid::from_raw(pid)
+        {
+            match kill_process(pid, signal) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }

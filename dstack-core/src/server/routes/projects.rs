@@ -96,7 +96,7 @@ async fn resolve(
     Ok(out)
 }
 
-fn names<'a>(list: &'a [(UserRow, ProjectRole)]) -> Vec<(&'a str, ProjectRole)> {
+fn names(list: &[(UserRow, ProjectRole)]) -> Vec<(&str, ProjectRole)> {
     list.iter()
         .map(|(u, r)| (u.username.as_str(), *r))
         .collect()

@@ -181,12 +181,12 @@ pub(super) async fn apply(
         let name = sub.run_name.clone().unwrap_or_default();
         let jobs = submit::jobs_to_submit(&state, &sub, &name)?;
         let existing = state.db.run_by_name(&m.project.id, &name).await?;
-        if let Some(existing) = &existing {
-            if !existing.status.is_finished() {
-                return Err(ApiError::client(
-                    "Cannot override active run. Stop the run first.",
-                ));
-            }
+        if let Some(existing) = &existing
+            && !existing.status.is_finished()
+        {
+            return Err(ApiError::client(
+                "Cannot override active run. Stop the run first.",
+            ));
         }
         let now = Utc::now();
         let r = RunRow {
