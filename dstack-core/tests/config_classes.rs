@@ -106,6 +106,8 @@ fn reversed_ranges() {
   cases:
   - {input: "..:40GBA100..", error: "CPU spec count conflict: ..:40GBA100.."}
   - {input: "8..2:arm", error: "Invalid range order: 8..2"}
+  - {input: -1, error: "Invalid CPU architecture: -1"}
+  - {input: 0, expect: {arch: null, count: {min: 0, max: 0}}}
 - id: resources-range-order
   kind: configuration
   source: core/models/resources.py::CPUSpec.parse, GPUSpec.parse, DiskSpec

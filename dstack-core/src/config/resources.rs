@@ -70,10 +70,10 @@ fn range<T: Bound>(cx: &mut Cx, n: &Node, bound: fn(&mut Cx, &Node) -> D<T>) -> 
 /// `cpu`: `8`, `"x86:16.."`, `{arch, count}` or a `{min, max}` count range.
 pub fn cpu(cx: &mut Cx, n: &Node) -> D<CpuSpec> {
     match &n.value {
-        Value::Int(i) => Ok(CpuSpec {
-            arch: None,
-            count: Range::exact(*i),
-        }),
+        // A number is read as its text (`-1` is then an invalid architecture, as in the original).
+        Value::Int(i) => {
+            CpuSpec::parse(&i.to_string()).map_err(|e| cx.error_help(n, e.0, CPU_HELP.into()))
+        }
         Value::Str(s) => CpuSpec::parse(s).map_err(|e| cx.error_help(n, e.0, CPU_HELP.into())),
         Value::Map(entries) => {
             let is_range = !entries.is_empty()
