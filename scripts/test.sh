@@ -48,10 +48,9 @@ export DSTACK_UPSTREAM_VENV="$UPSTREAM_VENV"
 step "cargo test (dstack-core with the server, dstack-cli)"
 cargo test -q -p dstack-core -p dstack-cli --features dstack-core/server
 
-step "end-to-end: the server and CLIs as processes (dstack-tests: server_e2e, upstream_cli)"
-# The rest of dstack-tests are acceptance tests for known defects: `cargo test -p dstack-tests`.
+step "end-to-end: the server and CLIs as processes (dstack-tests: runs, logs, security, robustness, the API surface, the upstream CLI)"
 cargo build -q -p dstack-cli
-cargo test -q -p dstack-tests -- server_e2e:: upstream_cli::
+cargo test -q -p dstack-tests
 
 step "conformance vectors (release build, as documented)"
 if [[ -f "$REPO/../shared/conformance/config-vectors.yaml" ]]; then
