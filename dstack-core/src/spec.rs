@@ -9,6 +9,7 @@ use crate::config::profile::{ProfileParams, Retry};
 use crate::config::run::{RunCommon, is_valid_resource_name};
 use crate::config::values::{MountPoint, VolumeNames};
 use crate::config::{Configuration, ServiceConfiguration};
+use crate::jobspec::{JobCommand, Prelude};
 use crate::resources::gpu::vendors_of;
 use crate::resources::{CpuArch, GpuSpec, ResourcesSpec, Vendor};
 
@@ -577,6 +578,17 @@ pub fn job_commands_for(
     server_python: &str,
     image_config: Option<&ImageConfig>,
 ) -> Result<Vec<String>> {
+    Ok(job_command_for(config, group, server_python, image_config)?.argv())
+}
+
+/// The command of the jobs of group `group`, structured (see [`job_commands_for`], which
+/// renders it): backends render it for their environment.
+pub fn job_command_for(
+    config: &Configuration,
+    group: usize,
+    server_python: &str,
+    image_config: Option<&ImageConfig>,
+) -> Result<JobCommand> {
     let no_group = || SpecError(format!("the configuration has no group {group}"));
     let (common, top_commands, run): (&RunCommon, &[String], GroupRun<'_>) = match config {
         Configuration::Task(t) => {
@@ -620,41 +632,44 @@ pub fn job_commands_for(
         }
         _ => return fail("only tasks and services have commands"),
     };
-    let argv = if let Some(entrypoint) = &common.entrypoint {
+    let command = if let Some(entrypoint) = &common.entrypoint {
         let mut argv = shlex_split(entrypoint)?;
         argv.extend(top_commands.iter().cloned());
-        argv
+        JobCommand::Exec(argv)
     } else if !run.commands.is_empty() {
         let shell = match (&common.shell, run.docker, run.image) {
             (None, Some(true), _) => "/bin/bash".to_string(),
             (None, _, Some(_)) => "/bin/sh".to_string(),
             _ => resolve_shell(common.shell.as_deref(), common.image.is_some()),
         };
-        let mut all = if run.docker == Some(true) || common.docker == Some(true) {
-            vec!["start-dockerd".to_string()]
+        let prelude = if run.docker == Some(true) || common.docker == Some(true) {
+            Prelude::Dockerd
         } else if run.image.is_some() || common.image.is_some() {
-            Vec::new()
+            Prelude::None
         } else {
             let python = run
                 .python
                 .or(common.python.map(|p| p.as_str()))
                 .unwrap_or(server_python);
-            venv_prelude(python)
+            Prelude::PythonVenv(python.to_string())
         };
-        all.extend(run.commands);
-        vec![shell, "-i".into(), "-c".into(), join_shell_commands(&all)]
+        JobCommand::Shell {
+            shell,
+            prelude,
+            script: run.commands,
+        }
     } else if image_name(common, &run) == Some(DUMMY_IMAGE) {
-        vec![":".to_string()]
+        JobCommand::Exec(vec![":".to_string()])
     } else {
         let image = image_config.cloned().unwrap_or_default();
-        image.entrypoint.into_iter().chain(image.cmd).collect()
+        JobCommand::Exec(image.entrypoint.into_iter().chain(image.cmd).collect())
     };
-    if argv.is_empty() {
+    if matches!(&command, JobCommand::Exec(argv) if argv.is_empty()) {
         return fail(
             "Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration",
         );
     }
-    Ok(argv)
+    Ok(command)
 }
 
 /// The custom image a group runs (`_image_name`), or `None` for dstack's own images (the

@@ -12,7 +12,7 @@ const PURE: &[&str] = &[
     "lifecycle",
     "offers.rs",
     "spec.rs",
-    "jobspec.rs",
+    "jobspec",
     "auth.rs",
 ];
 

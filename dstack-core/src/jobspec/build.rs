@@ -120,7 +120,6 @@ struct Group {
     commands: Vec<String>,
     resources: ResourcesSpec,
     image: Option<String>,
-    python: Option<String>,
     nvcc: Option<bool>,
     docker: Option<bool>,
     privileged: Option<bool>,
@@ -137,7 +136,6 @@ fn groups(config: &Configuration) -> Result<Vec<Group>, JobSpecError> {
         commands,
         resources: common.resources.clone(),
         image: None,
-        python: None,
         nvcc: None,
         docker: None,
         privileged: None,
@@ -178,7 +176,6 @@ fn groups(config: &Configuration) -> Result<Vec<Group>, JobSpecError> {
                 commands: g.commands.clone(),
                 resources: g.resources.clone(),
                 image: g.image.clone(),
-                python: g.python.map(|p| p.as_str().to_string()),
                 nvcc: g.nvcc,
                 docker: g.docker,
                 privileged: g.privileged,
@@ -221,62 +218,40 @@ fn run_parts(config: &Configuration) -> Option<(&RunCommon, &ProfileParams)> {
     }
 }
 
-fn shell_path(shell: &str) -> String {
-    if shell.starts_with('/') {
-        shell.to_string()
-    } else {
-        format!("/bin/{shell}")
-    }
-}
-
-/// The command of a job of `group` (`JobConfigurator._commands`).
+/// The command of a job of `group` (`JobConfigurator._commands`): `spec::job_command_for` for
+/// tasks and services (the conformance-checked builder); for a dev environment, its generated
+/// script in the base image's shell and prelude.
 fn job_command(
+    config: &Configuration,
     common: &RunCommon,
     group: &Group,
-    grouped_service: bool,
     default_python: &str,
 ) -> Result<JobCommand, JobSpecError> {
-    if let Some(entrypoint) = &common.entrypoint {
-        let mut argv = crate::spec::shlex_split(entrypoint).map_err(|e| JobSpecError(e.0))?;
-        argv.extend(group.commands.iter().cloned());
-        if argv.is_empty() {
-            return Err(JobSpecError(no_command()));
+    match config {
+        Configuration::DevEnvironment(_) => {
+            let custom = common.image.is_some();
+            let prelude = if common.docker == Some(true) {
+                Prelude::Dockerd
+            } else if custom {
+                Prelude::None
+            } else {
+                Prelude::PythonVenv(
+                    common
+                        .python
+                        .map_or_else(|| default_python.to_string(), |p| p.as_str().to_string()),
+                )
+            };
+            Ok(JobCommand::Shell {
+                shell: crate::spec::resolve_shell(common.shell.as_deref(), custom),
+                prelude,
+                script: group.commands.clone(),
+            })
         }
-        return Ok(JobCommand::Entrypoint(argv));
+        _ => {
+            crate::spec::job_command_for(config, group.index.max(0) as usize, default_python, None)
+                .map_err(|e| JobSpecError(e.0))
+        }
     }
-    if group.commands.is_empty() {
-        return Err(JobSpecError(no_command()));
-    }
-    let docker = group.docker.or(common.docker) == Some(true);
-    let group_image = grouped_service && group.image.is_some();
-    let shell = match &common.shell {
-        Some(shell) => shell_path(shell),
-        None if group.docker == Some(true) => "/bin/bash".into(),
-        None if group_image => "/bin/sh".into(),
-        None if common.image.is_some() => "/bin/sh".into(),
-        None => "/bin/bash".into(),
-    };
-    let prelude = if docker {
-        Prelude::Dockerd
-    } else if common.image.is_some() || group_image {
-        Prelude::None
-    } else {
-        let python = group
-            .python
-            .clone()
-            .or_else(|| common.python.map(|p| p.as_str().to_string()))
-            .unwrap_or_else(|| default_python.to_string());
-        Prelude::PythonVenv(python)
-    };
-    Ok(JobCommand::Shell {
-        shell,
-        prelude,
-        script: group.commands.clone(),
-    })
-}
-
-fn no_command() -> String {
-    "Could not determine what command to run. Please specify either `commands` or `entrypoint` in your run configuration".into()
 }
 
 fn image_name(common: &RunCommon, group: &Group) -> String {
@@ -355,9 +330,7 @@ fn one_job(
     let merged = merge(own, input.profile);
     let service = matches!(input.config, Configuration::Service(_));
     let task = matches!(input.config, Configuration::Task(_));
-    let grouped_service = service && group.name != DEFAULT_GROUP_NAME
-        || matches!(input.config, Configuration::Service(s) if s.groups.is_some());
-    let command = job_command(common, group, grouped_service, input.default_python)?;
+    let command = job_command(input.config, common, group, input.default_python)?;
     let mut resources = group.resources.clone();
     let image = group.image.as_ref().or(common.image.as_ref());
     if resources.cpu.arch.is_none() && image.is_none() {
@@ -492,6 +465,139 @@ pub fn command_of(input: &RunInput<'_>, spec: &JobSpec) -> Result<JobCommand, Jo
         _ => groups.iter().find(|g| g.name == spec.replica_group),
     }
     .ok_or_else(|| JobSpecError(format!("no group for job {}", spec.job_name)))?;
-    let grouped_service = matches!(input.config, Configuration::Service(s) if s.groups.is_some());
-    job_command(common, group, grouped_service, input.default_python)
+    job_command(input.config, common, group, input.default_python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: serde_json::Value) -> Configuration {
+        let mut c = Configuration::from_json(&json).unwrap_or_else(|e| panic!("{e:?}"));
+        crate::spec::validate_run_spec(Some("run"), &mut c, None).unwrap_or_else(|e| panic!("{e}"));
+        c
+    }
+
+    fn input<'a>(c: &'a Configuration, profile: Option<&'a ProfileParams>) -> RunInput<'a> {
+        RunInput {
+            run_name: "run",
+            config: c,
+            profile,
+            repo_data: None,
+            repo_code_hash: None,
+            file_archives: Vec::new(),
+            default_python: "3.11",
+        }
+    }
+
+    #[test]
+    fn node_groups_get_their_own_commands_and_names() {
+        let c = config(serde_json::json!({
+            "type": "task",
+            "groups": [
+                {"name": "head", "nodes": 1, "commands": ["echo head"]},
+                {"name": "workers", "nodes": 2, "commands": ["echo worker"]},
+            ],
+        }));
+        let jobs = job_specs(&input(&c, None)).unwrap_or_default();
+        assert_eq!(jobs.len(), 3);
+        let summary: Vec<(i64, &str, i64, &str)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job_num,
+                    j.node_group_name.as_str(),
+                    j.node_group_job_index,
+                    j.job_name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, "head", 0, "run-0-0"),
+                (1, "workers", 0, "run-1-0"),
+                (2, "workers", 1, "run-2-0")
+            ]
+        );
+        for j in &jobs {
+            assert_eq!(j.jobs_per_replica, 3);
+            assert_eq!(j.requirements.multinode, Some(true));
+            let group = j.node_group_index as usize;
+            let expected =
+                crate::spec::job_commands_for(&c, group, "3.11", None).unwrap_or_default();
+            assert_eq!(j.commands, expected, "the conformance-checked command line");
+            let script = if group == 0 {
+                "echo head"
+            } else {
+                "echo worker"
+            };
+            assert!(j.commands[3].ends_with(script), "{:?}", j.commands);
+            let command = command_of(&input(&c, None), j).ok();
+            assert_eq!(command.map(|c| c.argv()), Some(expected));
+        }
+    }
+
+    #[test]
+    fn service_replicas_and_the_host_command() {
+        let c = config(serde_json::json!({
+            "type": "service", "port": 8000, "replicas": 2, "python": "3.12",
+            "commands": ["python -m http.server 8000"],
+        }));
+        let jobs = job_specs(&input(&c, None)).unwrap_or_default();
+        assert_eq!(
+            jobs.iter()
+                .map(|j| (j.replica_num, j.job_num))
+                .collect::<Vec<_>>(),
+            vec![(0, 0), (1, 0)]
+        );
+        assert_eq!(jobs[0].service_port, Some(8000));
+        let command = command_of(&input(&c, None), &jobs[0]).ok();
+        assert!(matches!(
+            &command,
+            Some(JobCommand::Shell { prelude: Prelude::PythonVenv(v), .. }) if v == "3.12"
+        ));
+        assert_eq!(
+            command.map(|c| c.host_argv()),
+            Some(vec![
+                "/bin/bash".to_string(),
+                "-i".into(),
+                "-c".into(),
+                "python -m http.server 8000".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn limits_and_retry_come_from_the_merged_profile() {
+        let c = config(serde_json::json!({"type": "task", "commands": ["true"], "retry": true}));
+        let profile = {
+            let node = crate::config::Node::from_json(
+                &serde_json::json!({"name": "p", "max_duration": "1h", "stop_duration": "off"}),
+            );
+            let mut cx = crate::config::decode::Cx::new();
+            ProfileParams::decode_strict(&mut cx, &node).ok()
+        };
+        let jobs = job_specs(&input(&c, profile.as_ref())).unwrap_or_default();
+        let j = &jobs[0];
+        assert_eq!(j.max_duration, Some(3600));
+        assert_eq!(j.stop_duration, None);
+        assert_eq!(
+            j.retry,
+            Some(RetryPolicy {
+                on_events: vec![
+                    RetryEvent::NoCapacity,
+                    RetryEvent::Interruption,
+                    RetryEvent::Error
+                ],
+                duration: DEFAULT_RETRY_DURATION,
+            })
+        );
+        let plain = job_specs(&input(&c, None)).unwrap_or_default();
+        assert_eq!(plain[0].stop_duration, Some(DEFAULT_STOP_DURATION));
+        // The job spec reads back as it was written (stored and read by the orchestrator).
+        let text = serde_json::to_string(j).unwrap_or_default();
+        let back: Option<JobSpec> = serde_json::from_str(&text).ok();
+        assert_eq!(back.as_ref(), Some(j));
+    }
 }

@@ -1,12 +1,13 @@
 //! [`JobCommand`]: what a job's container runs, rendered for the base image or for a host that
 //! provides the base image's environment itself.
 
-/// What a job's container runs: a docker-like entrypoint, or a shell with a prelude that
-/// prepares the image and the user's commands.
+/// What a job's container runs: a command line as it is (an `entrypoint` with arguments, the
+/// image's own `ENTRYPOINT` and `CMD`), or a shell with a prelude that prepares the image and
+/// the user's commands. Built by [`crate::spec::job_command_for`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobCommand {
-    /// `entrypoint` (split like a shell would) followed by the commands as arguments.
-    Entrypoint(Vec<String>),
+    /// A command line run as it is.
+    Exec(Vec<String>),
     /// `<shell> -i -c "<prelude> && <script>"`.
     Shell {
         /// Absolute path of the shell.
@@ -33,7 +34,7 @@ impl JobCommand {
     /// The command line the original puts in the job spec.
     pub fn argv(&self) -> Vec<String> {
         match self {
-            JobCommand::Entrypoint(argv) => argv.clone(),
+            JobCommand::Exec(argv) => argv.clone(),
             JobCommand::Shell {
                 shell,
                 prelude,
@@ -60,7 +61,7 @@ impl JobCommand {
     /// and script.
     pub fn host_argv(&self) -> Vec<String> {
         match self {
-            JobCommand::Entrypoint(argv) => argv.clone(),
+            JobCommand::Exec(argv) => argv.clone(),
             JobCommand::Shell { shell, script, .. } => vec![
                 shell.clone(),
                 "-i".into(),

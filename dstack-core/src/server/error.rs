@@ -128,3 +128,54 @@ fn internal(e: &dyn std::fmt::Display) -> (StatusCode, serde_json::Value) {
         json!({"detail": [{"msg": "Internal server error", "code": "error"}]}),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_body(e: ApiError) -> (u16, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status().as_u16();
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            1 << 20,
+        ))
+        .and_then(Result::ok)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+        (status, body)
+    }
+
+    #[test]
+    fn internal_faults_are_500_with_the_envelope_never_400() {
+        for e in [
+            ApiError::Internal("boom".into()),
+            ApiError::State(StateError::Corrupt("bad row".into())),
+        ] {
+            let (status, body) = status_and_body(e);
+            assert_eq!(status, 500);
+            assert_eq!(
+                body,
+                json!({"detail": [{"msg": "Internal server error", "code": "error"}]}),
+                "no internals leak"
+            );
+        }
+    }
+
+    #[test]
+    fn client_errors_keep_the_original_shapes() {
+        assert_eq!(
+            status_and_body(ApiError::not_exists("Run not found")),
+            (
+                400,
+                json!({"detail": [{"msg": "Run not found", "code": "resource_not_exists"}]})
+            )
+        );
+        assert_eq!(
+            status_and_body(ApiError::denied()),
+            (403, json!({"detail": {"msg": "Access denied", "code": null}}))
+        );
+        assert_eq!(status_and_body(ApiError::TooLarge("big".into())).0, 413);
+        assert_eq!(status_and_body(ApiError::Unprocessable("x".into())).0, 422);
+    }
+}

@@ -255,3 +255,31 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ListCache;
+
+    #[test]
+    fn a_body_read_before_a_write_is_never_served_after_it() {
+        let cache = ListCache::default();
+        // A render began at generation 1; a write committed meanwhile (generation 2).
+        cache.put(1, "k".into(), axum::body::Bytes::from_static(b"old"));
+        assert_eq!(cache.get(2, "k"), None);
+        cache.put(2, "k".into(), axum::body::Bytes::from_static(b"new"));
+        assert_eq!(cache.get(2, "k").as_deref(), Some(&b"new"[..]));
+        // A late render from before the write does not replace the newer body.
+        cache.put(1, "k".into(), axum::body::Bytes::from_static(b"old"));
+        assert_eq!(cache.get(2, "k"), None);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = ListCache::default();
+        for i in 0..10_000 {
+            cache.put(7, format!("k{i}"), axum::body::Bytes::from_static(b"x"));
+        }
+        let held = cache.inner.lock().map(|c| c.1.len()).unwrap_or(usize::MAX);
+        assert!(held <= ListCache::MAX_ENTRIES, "{held}");
+    }
+}
