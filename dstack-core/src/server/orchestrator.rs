@@ -24,6 +24,9 @@ pub(crate) async fn run(state: AppState) {
         }
         Err(e) => tracing::error!(error = %e, "cannot read the started jobs"),
     }
+    if let Err(e) = recover_starts(&state).await {
+        tracing::error!(error = %e, "cannot recover interrupted starts");
+    }
     let mut routes_generation = u64::MAX;
     loop {
         if let Err(e) = pass(&state).await {
@@ -128,7 +131,6 @@ async fn process_run(
     mut rows: Vec<JobRow>,
 ) -> Result<(), StateError> {
     let now = Utc::now();
-    recover_starts(state, &mut rows, now).await?;
     let picked = relevant(&rows);
     let mut model_jobs = Vec::with_capacity(picked.len());
     for (i, latest) in &picked {
@@ -286,14 +288,14 @@ async fn process_run(
     Ok(())
 }
 
-/// Jobs whose start was attempted but whose outcome was not saved (a crash in between): the
-/// backend says whether it started them.
-async fn recover_starts(
-    state: &AppState,
-    rows: &mut [JobRow],
-    now: DateTime<Utc>,
-) -> Result<(), StateError> {
-    for j in rows.iter_mut() {
+/// At start-up: jobs whose start was attempted by an earlier server process but whose outcome
+/// was not saved (a crash in between). The backend says whether it started them. While the
+/// server runs, a start that was not saved is simply tried again: starts are idempotent.
+async fn recover_starts(state: &AppState) -> Result<(), StateError> {
+    let runs = state.db.active_runs().await?;
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let now = Utc::now();
+    for mut j in state.db.jobs_of_runs(&ids).await? {
         if !(j.runtime.starting && j.runtime.handle.is_none()) {
             continue;
         }
@@ -306,13 +308,12 @@ async fn recover_starts(
                     j.status = lifecycle::JobStatus::Provisioning;
                 }
                 j.last_processed_at = now;
-                state.db.save_job(j).await?;
+                state.db.save_job(&j).await?;
             }
             Ok(None) => {
                 j.runtime.starting = false;
-                state.db.save_job(j).await?;
+                state.db.save_job(&j).await?;
             }
-            // Cannot tell: leave it for the next pass.
             Err(e) => tracing::warn!(job = %j.id, error = %e, "cannot look a job up"),
         }
     }
@@ -331,8 +332,10 @@ async fn start(
         Ok(launch) => {
             // Recorded first: a crash while starting is recovered through `find`, never by
             // starting the job twice.
-            j.runtime.starting = true;
-            state.db.save_job(j).await?;
+            if !j.runtime.starting {
+                j.runtime.starting = true;
+                state.db.save_job(j).await?;
+            }
             match state.backend.start(launch).await {
                 Ok(handle) => {
                     j.runtime.handle = Some(handle);
@@ -350,16 +353,15 @@ async fn start(
             }
         }
     };
-    j.runtime.starting = false;
     match lifecycle::on_start(&fields_of(j), &outcome, now) {
         Some(fields) => {
+            j.runtime.starting = false;
             apply_fields(j, &fields, now);
             Ok(true)
         }
-        None => {
-            state.db.save_job(j).await?;
-            Ok(false)
-        }
+        // It waits for capacity; `starting` stays recorded until a start goes through (no
+        // write per pass while it waits).
+        None => Ok(false),
     }
 }
 

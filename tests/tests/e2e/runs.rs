@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::util::{
-    Dstack, finished, process_alive, run_spec, small, task, upstream_cli, upstream_venv, wait_until,
+    Dstack, finished, free_port, process_alive, run_spec, small, task, upstream_cli, upstream_venv,
+    wait_until,
 };
 
 /// Names of the runs `runs/list` shows in a project (all of them, finished too).
@@ -356,4 +357,37 @@ fn upstream_reapply_of_an_unchanged_task_detects_no_changes() {
             && text.contains("Detected no changes"),
         "second apply: {second}"
     );
+}
+
+/// Jobs on the local fleet share the host's network: a service whose port another job holds
+/// waits for it (never started to fail on "address in use"), then runs; two replicas of one
+/// service on one host are refused with the reason.
+#[test]
+fn a_held_port_makes_the_next_service_wait_then_run() {
+    let d = Dstack::start("port-held");
+    let token = d.token.clone();
+    let port = free_port();
+    let service = |name: &str| {
+        json!({"type": "service", "name": name, "port": port, "auth": false,
+               "commands": [format!("python3 -m http.server {port}")], "resources": small()})
+    };
+    d.submit("main", &token, &service("first"));
+    let first = d.wait_running("main", &token, "first");
+    assert_eq!(first["status"], "running", "{first}");
+    d.submit("main", &token, &service("second"));
+    let second = d.get_run("main", &token, "second");
+    assert_eq!(second.json["status"], "submitted", "{second}");
+    d.stop("main", &token, &["first"], false);
+    let second = d.wait_running("main", &token, "second");
+    assert_eq!(second["status"], "running", "{second}");
+    let mut two = service("pair");
+    two["replicas"] = json!(2);
+    let refused = d.apply("main", &token, &two);
+    assert_eq!(refused.status, 400, "{refused}");
+    assert!(
+        refused.error_message().contains(&format!("port {port}")),
+        "{refused}"
+    );
+    d.stop("main", &token, &["second"], false);
+    d.wait_finished("main", &token, "second");
 }
