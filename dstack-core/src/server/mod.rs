@@ -55,10 +55,10 @@ pub(crate) struct AppState {
 
 /// Rendered `runs/list` bodies by request, valid while the database generation they were read
 /// at is current. Bodies are shared (`Bytes`), never copied per request; the cache holds at
-/// most [`ListCache::MAX_ENTRIES`] bodies.
+/// most [`ListCache::MAX_ENTRIES`] bodies and [`ListCache::MAX_BYTES`] in all.
 #[derive(Debug)]
 pub(crate) struct ListCache {
-    inner: std::sync::Mutex<(u64, std::collections::HashMap<String, axum::body::Bytes>)>,
+    inner: std::sync::Mutex<CachedBodies>,
     /// Renders run one or two at a time: a burst of identical requests renders once (the others
     /// find the body in the cache), and memory does not grow with the number of callers.
     pub(crate) renders: tokio::sync::Semaphore,
@@ -73,23 +73,44 @@ impl Default for ListCache {
     }
 }
 
+/// The bodies of one generation and their total size.
+#[derive(Debug, Default)]
+struct CachedBodies {
+    generation: u64,
+    bytes: usize,
+    bodies: std::collections::HashMap<String, axum::body::Bytes>,
+}
+
 impl ListCache {
     const MAX_ENTRIES: usize = 256;
+    const MAX_BYTES: usize = 16 * 1024 * 1024;
 
     pub(crate) fn get(&self, generation: u64, key: &str) -> Option<axum::body::Bytes> {
         let cache = self.inner.lock().ok()?;
-        (cache.0 == generation)
-            .then(|| cache.1.get(key).cloned())
+        (cache.generation == generation)
+            .then(|| cache.bodies.get(key).cloned())
             .flatten()
     }
 
     /// Stores a body rendered from reads that began at `generation`.
     pub(crate) fn put(&self, generation: u64, key: String, body: axum::body::Bytes) {
+        if body.len() > Self::MAX_BYTES / 4 {
+            return;
+        }
         if let Ok(mut cache) = self.inner.lock() {
-            if cache.0 != generation || cache.1.len() >= Self::MAX_ENTRIES {
-                *cache = (generation, std::collections::HashMap::new());
+            if cache.generation != generation
+                || cache.bodies.len() >= Self::MAX_ENTRIES
+                || cache.bytes + body.len() > Self::MAX_BYTES
+            {
+                *cache = CachedBodies {
+                    generation,
+                    ..CachedBodies::default()
+                };
             }
-            cache.1.insert(key, body);
+            cache.bytes += body.len();
+            if let Some(old) = cache.bodies.insert(key, body) {
+                cache.bytes -= old.len();
+            }
         }
     }
 }
@@ -279,7 +300,17 @@ mod tests {
         for i in 0..10_000 {
             cache.put(7, format!("k{i}"), axum::body::Bytes::from_static(b"x"));
         }
-        let held = cache.inner.lock().map(|c| c.1.len()).unwrap_or(usize::MAX);
+        let held = cache
+            .inner
+            .lock()
+            .map(|c| c.bodies.len())
+            .unwrap_or(usize::MAX);
         assert!(held <= ListCache::MAX_ENTRIES, "{held}");
+        let big = axum::body::Bytes::from(vec![b'x'; 1024 * 1024]);
+        for i in 0..100 {
+            cache.put(8, format!("b{i}"), big.clone());
+        }
+        let bytes = cache.inner.lock().map(|c| c.bytes).unwrap_or(usize::MAX);
+        assert!(bytes <= ListCache::MAX_BYTES, "{bytes}");
     }
 }
