@@ -296,6 +296,19 @@ async fn recover_starts(state: &AppState) -> Result<(), StateError> {
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let now = Utc::now();
     for mut j in state.db.jobs_of_runs(&ids).await? {
+        if j.status.is_started() && j.runtime.handle.is_none() {
+            // Started by a server before job handles existed: nothing can observe or stop it.
+            tracing::warn!(job = %j.id, "a job started by an earlier server version cannot be tracked");
+            j.status = lifecycle::JobStatus::Failed;
+            j.termination_reason = Some(lifecycle::JobTerminationReason::ExecutorError);
+            j.termination_message = Some(
+                "The job was started by an earlier version of the server, which cannot track it; stop its processes by hand if they still run".into(),
+            );
+            j.finished_at = Some(now);
+            j.last_processed_at = now;
+            state.db.save_job(&j).await?;
+            continue;
+        }
         if !(j.runtime.starting && j.runtime.handle.is_none()) {
             continue;
         }
