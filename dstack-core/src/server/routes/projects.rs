@@ -77,23 +77,46 @@ fn membership(e: MembershipError) -> ApiError {
     }
 }
 
-/// The users and roles of a members request, every name resolved.
+/// The users of a members request, every name resolved.
 async fn resolve(
     state: &AppState,
-    members: &[api::MemberSetting],
+    settings: &[(&str, ProjectRole)],
 ) -> Result<Vec<(UserRow, ProjectRole)>, ApiError> {
-    let mut out = Vec::with_capacity(members.len());
-    for m in members {
-        let role = ProjectRole::parse(&m.project_role)
-            .map_err(|_| ApiError::client(format!("Invalid project role: {}", m.project_role)))?;
+    let mut out = Vec::with_capacity(settings.len());
+    for (name, role) in settings {
         let user = state
             .db
-            .user_by_name(&m.username)
+            .user_by_name(name)
             .await?
-            .ok_or_else(|| ApiError::client(format!("User not found: {}", m.username)))?;
-        out.push((user, role));
+            .ok_or_else(|| ApiError::client(format!("User not found: {name}")))?;
+        out.push((user, *role));
     }
     Ok(out)
+}
+
+/// The (name, role) pairs of a members request.
+fn settings(members: &[api::MemberSetting]) -> Result<Vec<(&str, ProjectRole)>, ApiError> {
+    members
+        .iter()
+        .map(|s| {
+            ProjectRole::parse(&s.project_role)
+                .map(|r| (s.username.as_str(), r))
+                .map_err(|_| ApiError::client(format!("Invalid project role: {}", s.project_role)))
+        })
+        .collect()
+}
+
+async fn current_members(
+    state: &AppState,
+    m: &Member,
+) -> Result<Vec<(UserRow, ProjectRole)>, ApiError> {
+    Ok(state
+        .db
+        .members(&m.project)
+        .await?
+        .into_iter()
+        .map(|c| (c.user, c.role))
+        .collect())
 }
 
 fn names(list: &[(UserRow, ProjectRole)]) -> Vec<(&str, ProjectRole)> {
@@ -107,20 +130,10 @@ pub(super) async fn set_members(
     m: Member,
     Body(req): Body<api::MembersRequest>,
 ) -> ApiResult<api::Project> {
-    let settings: Vec<(&str, ProjectRole)> = req
-        .members
-        .iter()
-        .map(|s| {
-            ProjectRole::parse(&s.project_role)
-                .map(|r| (s.username.as_str(), r))
-                .map_err(|_| ApiError::client(format!("Invalid project role: {}", s.project_role)))
-        })
-        .collect::<Result<_, _>>()?;
-    let current = state.db.members(&m.project).await?;
-    let current: Vec<(UserRow, ProjectRole)> =
-        current.into_iter().map(|c| (c.user, c.role)).collect();
+    let settings = settings(&req.members)?;
+    let current = current_members(&state, &m).await?;
     auth::check_set_members(caller(&m), &names(&current), &settings).map_err(membership)?;
-    let new = resolve(&state, &req.members).await?;
+    let new = resolve(&state, &settings).await?;
     state.db.write_members(&m.project, &new, true).await?;
     state.wake.notify_one();
     Ok(Json(views::project(&state, &m.project).await?))
@@ -131,21 +144,11 @@ pub(super) async fn add_members(
     m: Member,
     Body(req): Body<api::MembersRequest>,
 ) -> ApiResult<api::Project> {
-    let settings: Vec<(&str, ProjectRole)> = req
-        .members
-        .iter()
-        .map(|s| {
-            ProjectRole::parse(&s.project_role)
-                .map(|r| (s.username.as_str(), r))
-                .map_err(|_| ApiError::client(format!("Invalid project role: {}", s.project_role)))
-        })
-        .collect::<Result<_, _>>()?;
+    let settings = settings(&req.members)?;
     auth::check_add_members(caller(&m), m.project.is_public, &settings).map_err(membership)?;
-    let current = state.db.members(&m.project).await?;
-    let current: Vec<(UserRow, ProjectRole)> =
-        current.into_iter().map(|c| (c.user, c.role)).collect();
+    let current = current_members(&state, &m).await?;
     auth::check_role_changes(caller(&m), &names(&current), &settings).map_err(membership)?;
-    let new = resolve(&state, &req.members).await?;
+    let new = resolve(&state, &settings).await?;
     state.db.write_members(&m.project, &new, false).await?;
     state.wake.notify_one();
     Ok(Json(views::project(&state, &m.project).await?))
@@ -156,9 +159,7 @@ pub(super) async fn remove_members(
     m: Member,
     Body(req): Body<api::RemoveMembersRequest>,
 ) -> ApiResult<api::Project> {
-    let current = state.db.members(&m.project).await?;
-    let current: Vec<(UserRow, ProjectRole)> =
-        current.into_iter().map(|c| (c.user, c.role)).collect();
+    let current = current_members(&state, &m).await?;
     let wanted: Vec<&str> = req.usernames.iter().map(String::as_str).collect();
     for name in &wanted {
         if state.db.user_by_name(name).await?.is_none() {
