@@ -173,7 +173,10 @@ mod tests {
         );
         assert_eq!(
             status_and_body(ApiError::denied()),
-            (403, json!({"detail": {"msg": "Access denied", "code": null}}))
+            (
+                403,
+                json!({"detail": {"msg": "Access denied", "code": null}})
+            )
         );
         assert_eq!(status_and_body(ApiError::TooLarge("big".into())).0, 413);
         assert_eq!(status_and_body(ApiError::Unprocessable("x".into())).0, 422);
