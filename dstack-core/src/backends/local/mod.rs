@@ -5,8 +5,10 @@
 //! given out exclusively (`CUDA_VISIBLE_DEVICES` / `HIP_VISIBLE_DEVICES`). What a job holds is
 //! recorded in its directory too, so a restarted server takes it back.
 
+mod files;
 pub mod host;
 pub mod runner;
+mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use super::{
 };
 use crate::jobspec::{BASE_IMAGE, DIND_IMAGE, JobCommand, JobSpec, LEGACY_REPO_DIR, Prelude};
 use crate::lifecycle::{Observed, Signal};
+use files::JobFs;
 
 /// The backend's name in handles.
 pub const NAME: &str = "local";
@@ -30,6 +33,15 @@ pub const NAME: &str = "local";
 const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL", "TZ",
 ];
+
+/// Where the job finds its directories and tools, as it sees them.
+#[derive(Debug)]
+struct JobView {
+    cwd: String,
+    home: String,
+    tmp: String,
+    bin: Option<String>,
+}
 
 /// What a job holds on the host (`alloc.json` in its directory).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,11 +87,12 @@ struct Inner {
     host: HostResources,
     instance: InstanceInfo,
     base_env: Vec<(String, String)>,
-    home: PathBuf,
     /// Python versions on `PATH` (`3.12` → `/usr/bin/python3.12`).
     pythons: BTreeMap<String, PathBuf>,
     /// The version of `python3`.
     default_python: Option<String>,
+    /// The sandbox jobs run in; `Err` says why there is none.
+    sandbox: Result<sandbox::Sandbox, String>,
 }
 
 impl LocalBackend {
@@ -92,8 +105,8 @@ impl LocalBackend {
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         let username = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/".into()));
         let (pythons, default_python) = find_pythons(std::env::var_os("PATH"));
+        let sandbox = sandbox::Sandbox::detect(server_dir);
         let instance = InstanceInfo {
             backend: "remote".into(),
             instance_id: "local".into(),
@@ -113,9 +126,9 @@ impl LocalBackend {
                 host,
                 instance,
                 base_env,
-                home,
                 pythons,
                 default_python,
+                sandbox,
             }),
             held: Mutex::default(),
         }
@@ -124,6 +137,11 @@ impl LocalBackend {
     /// The host's resources.
     pub fn host(&self) -> &HostResources {
         &self.inner.host
+    }
+
+    /// Why jobs are not sandboxed on this host, if they are not.
+    pub fn sandbox_problem(&self) -> Option<&str> {
+        self.inner.sandbox.as_ref().err().map(String::as_str)
     }
 
     /// The Python version jobs get when they name none (the host's `python3`).
@@ -223,19 +241,21 @@ impl Inner {
     }
 
     /// The job's environment: the inherited server variables, the launch's, and what the host
-    /// decides (GPUs, addresses, working directory, the requested Python first on `PATH`).
+    /// decides (GPUs, addresses, the working and home directories, the requested Python first
+    /// on `PATH`).
     fn environment(
         &self,
         launch: &Launch,
         a: &Allocation,
-        workdir: &Path,
-        python_dir: Option<&Path>,
+        view: &JobView,
     ) -> Vec<(String, String)> {
         let mut env = self.base_env.clone();
         let mut set = |k: &str, v: String| match env.iter_mut().find(|(key, _)| key == k) {
             Some(entry) => entry.1 = v,
             None => env.push((k.to_string(), v)),
         };
+        set("HOME", view.home.clone());
+        set("TMPDIR", view.tmp.clone());
         for (k, v) in &launch.env {
             set(k, v.clone());
         }
@@ -244,38 +264,53 @@ impl Inner {
         set("DSTACK_GPUS_PER_NODE", gpus);
         set("DSTACK_MASTER_NODE_IP", "127.0.0.1".into());
         set("DSTACK_NODES_IPS", "127.0.0.1".into());
-        set("DSTACK_WORKING_DIR", workdir.display().to_string());
+        set("DSTACK_WORKING_DIR", view.cwd.clone());
         let visible: Vec<String> = a.gpus.iter().map(ToString::to_string).collect();
         let var = match self.host.gpus.first().map(|g| g.vendor) {
             Some(crate::resources::Vendor::Amd) => "HIP_VISIBLE_DEVICES",
             _ => "CUDA_VISIBLE_DEVICES",
         };
         set(var, visible.join(","));
-        if let Some(dir) = python_dir {
+        if let Some(dir) = &view.bin {
             let path = self
                 .base_env
                 .iter()
                 .find(|(k, _)| k == "PATH")
                 .map_or_else(String::new, |(_, v)| v.clone());
-            set("PATH", format!("{}:{path}", dir.display()));
+            set("PATH", format!("{dir}:{path}"));
         }
         env
     }
 
-    /// A path of the job's file system on the host: `~` is the home directory, the legacy repo
-    /// directory and relative paths are under the working directory.
-    fn resolve(&self, path: &str, workdir: &Path) -> PathBuf {
-        if path == "~" {
-            self.home.clone()
-        } else if let Some(rest) = path.strip_prefix("~/") {
-            self.home.join(rest)
-        } else if path == LEGACY_REPO_DIR {
-            workdir.to_path_buf()
-        } else if let Some(rest) = path.strip_prefix(&format!("{LEGACY_REPO_DIR}/")) {
-            workdir.join(rest)
-        } else {
-            workdir.join(path)
+    /// The device nodes of the GPUs a job holds.
+    fn devices(&self, a: &Allocation) -> Vec<PathBuf> {
+        let amd = matches!(
+            self.host.gpus.first().map(|g| g.vendor),
+            Some(crate::resources::Vendor::Amd)
+        );
+        let mut out = Vec::new();
+        if a.gpus.is_empty() {
+            return out;
         }
+        if amd {
+            out.push(PathBuf::from("/dev/kfd"));
+            for g in &a.gpus {
+                out.push(PathBuf::from(format!("/dev/dri/renderD{}", 128 + g)));
+            }
+        } else {
+            for n in [
+                "nvidiactl",
+                "nvidia-uvm",
+                "nvidia-uvm-tools",
+                "nvidia-modeset",
+            ] {
+                out.push(PathBuf::from(format!("/dev/{n}")));
+            }
+            for g in &a.gpus {
+                out.push(PathBuf::from(format!("/dev/nvidia{g}")));
+            }
+        }
+        out
     }
 
     /// Prepares the job's directory and files and spawns its runner (blocking).
@@ -307,37 +342,84 @@ impl Inner {
             serde_json::to_string(a).unwrap_or_default().as_bytes(),
         )
         .map_err(|e| io("record the job's allocation", e))?;
-        let workdir = match launch.spec.working_dir.as_deref() {
-            Some(w) if w.starts_with('/') && Path::new(w).is_dir() => PathBuf::from(w),
-            Some(w) if w.starts_with(&format!("{LEGACY_REPO_DIR}/")) => {
-                self.resolve(w, &dir.join("workdir"))
-            }
-            _ => dir.join("workdir"),
-        };
-        std::fs::create_dir_all(&workdir).map_err(|e| io("create the working directory", e))?;
+        let fs = JobFs::new(&dir, launch.spec.home_dir.as_deref());
+        fs.create()
+            .map_err(|e| io("create the job's directories", e))?;
         if let Some((code, target)) = &launch.code {
-            let target = self.resolve(target, &workdir);
-            unpack_code(code, &target).map_err(|e| {
+            let target = fs.host_path(target)?;
+            files::unpack_code(code, &target).map_err(|e| {
                 format!("cannot place the repo's code at {}: {e}", target.display())
             })?;
         }
         for (i, (archive, target)) in launch.files.iter().enumerate() {
-            let target = self.resolve(target, &workdir);
-            unpack_archive(archive, &target, &dir.join(format!("unpack-{i}")))
+            let target = fs.host_path(target)?;
+            files::unpack_archive(archive, &target, &dir.join(format!("unpack-{i}")))
                 .map_err(|e| format!("cannot place uploaded files at {}: {e}", target.display()))?;
         }
-        let python_dir = match &launch.command {
+        let bin = match &launch.command {
             JobCommand::Shell {
                 prelude: Prelude::PythonVenv(version),
                 ..
             } => self.python_shims(&dir, version)?,
             _ => None,
         };
-        let env = self.environment(launch, a, &workdir, python_dir.as_deref());
+        // The working directory as the job sees it: its own, or an absolute `working_dir`.
+        let cwd = launch
+            .spec
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| LEGACY_REPO_DIR.to_string());
+        let (argv, view, host_cwd) = match &self.sandbox {
+            Ok(sandbox) => {
+                if let Ok(path) = fs.host_path(&cwd) {
+                    std::fs::create_dir_all(&path)
+                        .map_err(|e| io("create the working directory", e))?;
+                }
+                if let Some((uid, gid)) = sandbox.run_as() {
+                    for (_, area) in fs.areas() {
+                        files::chown_tree(area, uid, gid)?;
+                    }
+                }
+                let view = JobView {
+                    cwd: cwd.clone(),
+                    home: fs.home_dir.clone(),
+                    tmp: "/tmp".into(),
+                    bin: bin.as_ref().map(|_| "/dstack/bin".to_string()),
+                };
+                let argv = sandbox.wrap(
+                    &fs,
+                    &cwd,
+                    &self.devices(a),
+                    bin.as_deref(),
+                    &launch.spec.job_name,
+                    &launch.command.host_argv(),
+                );
+                (argv, view, dir.clone())
+            }
+            Err(_) => {
+                // Unsandboxed (only where the server allows it): the job's areas at their host
+                // paths; an absolute `working_dir` outside them is the host's.
+                let host_cwd = match fs.host_path(&cwd) {
+                    Ok(p) => p,
+                    Err(_) if Path::new(&cwd).is_dir() => PathBuf::from(&cwd),
+                    Err(e) => return Err(e),
+                };
+                std::fs::create_dir_all(&host_cwd)
+                    .map_err(|e| io("create the working directory", e))?;
+                let view = JobView {
+                    cwd: host_cwd.display().to_string(),
+                    home: fs.home.display().to_string(),
+                    tmp: fs.tmp.display().to_string(),
+                    bin: bin.as_ref().map(|b| b.display().to_string()),
+                };
+                (launch.command.host_argv(), view, host_cwd)
+            }
+        };
+        let env = self.environment(launch, a, &view);
         let runner_launch = runner::RunnerLaunch {
-            argv: launch.command.host_argv(),
+            argv,
             env,
-            working_dir: workdir,
+            working_dir: host_cwd,
             log_file: launch.log_file.clone(),
         };
         runner::write_atomic(
@@ -465,70 +547,6 @@ fn find_pythons(path: Option<std::ffi::OsString>) -> (BTreeMap<String, PathBuf>,
     (found, default)
 }
 
-/// Unpacks a repo's code tar (entries relative to the repo root) into `target`.
-fn unpack_code(code: &Path, target: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(target).map_err(|e| e.to_string())?;
-    tar(code, target)
-}
-
-fn tar(archive: &Path, into: &Path) -> Result<(), String> {
-    let status = Command::new("tar")
-        .arg("-xf")
-        .arg(archive)
-        .arg("--no-same-owner")
-        .arg("-C")
-        .arg(into)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run tar: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("tar failed to unpack {}", archive.display()))
-    }
-}
-
-/// Unpacks an uploaded archive to `dest`: a single file becomes `dest`; a directory's contents
-/// go into `dest`.
-fn unpack_archive(archive: &Path, dest: &Path, scratch: &Path) -> Result<(), String> {
-    let _ = std::fs::remove_dir_all(scratch);
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    tar(archive, scratch)?;
-    let entries: Vec<PathBuf> = std::fs::read_dir(scratch)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    let [root] = entries.as_slice() else {
-        return Err("the archive must hold exactly one file or directory".into());
-    };
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    if root.is_dir() {
-        std::fs::create_dir_all(dest)
-            .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", root.display()))
-            .arg(dest)
-            .status()
-            .map_err(|e| format!("cannot run cp: {e}"))?;
-        if !status.success() {
-            return Err(format!("cannot copy files into {}", dest.display()));
-        }
-    } else {
-        std::fs::rename(root, dest)
-            .or_else(|_| std::fs::copy(root, dest).map(|_| ()))
-            .map_err(|e| format!("cannot place {}: {e}", dest.display()))?;
-    }
-    let _ = std::fs::remove_dir_all(scratch);
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Backend for LocalBackend {
     fn name(&self) -> &str {
@@ -604,10 +622,35 @@ impl Backend for LocalBackend {
         } = command
         {
             let default = self.inner.default_python.as_deref() == Some(version.as_str());
-            if !default && !self.inner.pythons.contains_key(version) {
+            let found = self.inner.pythons.get(version);
+            let visible = match (&self.inner.sandbox, found) {
+                (Ok(sandbox), Some(exe)) => sandbox.shows(exe),
+                (_, found) => found.is_some(),
+            };
+            if !default && !visible {
                 problems.push(format!(
-                    "`python: \"{version}\"` (no `python{version}` on this host)"
+                    "`python: \"{version}\"` (no `python{version}` on this host that jobs can use)"
                 ));
+            }
+        }
+        let home_dir = spec.home_dir.as_deref().unwrap_or("/root");
+        let targets = spec
+            .file_archives
+            .iter()
+            .map(|a| ("`files`", a.path.as_str()))
+            .chain(
+                spec.repo_code_hash
+                    .as_ref()
+                    .map(|_| ("`repos`", spec.repo_dir.as_str())),
+            )
+            .chain(
+                spec.working_dir
+                    .iter()
+                    .map(|w| ("`working_dir`", w.as_str())),
+            );
+        for (what, target) in targets {
+            if let Err(why) = files::check_target(target, home_dir) {
+                problems.push(format!("the {what} path {why}"));
             }
         }
         (!problems.is_empty()).then(|| {
