@@ -87,7 +87,8 @@ pub struct TokenInfo {
 pub struct RouteTable {
     /// All services.
     pub services: Vec<ServiceRoute>,
-    /// API tokens by token string.
+    /// API tokens by their hex SHA-256 ([`crate::state::token_hash`]), as the database
+    /// stores them: the table holds no usable token.
     pub tokens: HashMap<String, TokenInfo>,
 }
 

@@ -38,6 +38,7 @@ pub(super) struct Table {
     services: HashMap<String, HashMap<String, Arc<ServiceEntry>>>,
     /// project -> model name -> service (only services with replicas).
     pub(super) models: HashMap<String, HashMap<String, Arc<ServiceEntry>>>,
+    /// By the token's SHA-256 (hex), as `RouteTable::tokens`.
     tokens: HashMap<String, TokenInfo>,
 }
 
@@ -51,7 +52,7 @@ impl Table {
             return false;
         };
         self.tokens
-            .get(token)
+            .get(&crate::state::token_hash(token))
             .is_some_and(|t| t.global_admin || t.projects.contains(project))
     }
 }

@@ -140,8 +140,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptBody<T> {
     }
 }
 
-/// Users by token, so that authentication costs no query; valid while no user or membership
-/// changed (the database's user generation).
+/// Users by token hash, so that authentication costs no query; valid while no user or
+/// membership changed (the database's user generation). Keyed by the token's SHA-256, as the
+/// database and the proxy's table are: the process keeps no table of usable tokens.
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
     inner: std::sync::RwLock<(u64, HashMap<String, UserRow>)>,
@@ -153,19 +154,20 @@ const MAX_CACHED_TOKENS: usize = 10_000;
 impl TokenCache {
     async fn user(&self, db: &crate::state::Db, token: &str) -> Result<UserRow, ApiError> {
         let generation = db.user_generation();
+        let hash = crate::state::token_hash(token);
         if let Ok(cache) = self.inner.read()
             && cache.0 == generation
-            && let Some(u) = cache.1.get(token)
+            && let Some(u) = cache.1.get(&hash)
         {
             return Ok(u.clone());
         }
-        match db.user_by_token(token).await? {
+        match db.user_by_token_hash(&hash).await? {
             Some(u) if u.active => {
                 if let Ok(mut cache) = self.inner.write() {
                     if cache.0 != generation || cache.1.len() >= MAX_CACHED_TOKENS {
                         *cache = (generation, HashMap::new());
                     }
-                    cache.1.insert(token.to_string(), u.clone());
+                    cache.1.insert(hash, u.clone());
                 }
                 Ok(u)
             }

@@ -388,6 +388,7 @@ async fn launch(state: &AppState, r: &RunRow, j: &JobRow) -> Result<Launch, Stri
     let sub = super::submit::parse(&run_spec).map_err(|e| e.to_string())?;
     let input = sub.input(&r.run_name, &state.default_python);
     let command = jobspec::command_of(&input, &spec).map_err(|e| e.0)?;
+    // Values as stored; only those the environment refers to are decrypted.
     let secrets: Vec<(String, String)> = state
         .db
         .secrets(&r.project_id)
@@ -396,25 +397,29 @@ async fn launch(state: &AppState, r: &RunRow, j: &JobRow) -> Result<Launch, Stri
         .into_iter()
         .map(|s| (s.name, s.value))
         .collect();
-    let lookup = |ns: &str, name: &str| {
-        (ns == "secrets")
-            .then(|| {
-                secrets
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-            })
-            .flatten()
-    };
     let mut env = Vec::with_capacity(spec.env.0.len() + 8);
-    for (key, value) in &spec.env.0 {
-        let value = if value.contains("${{") {
-            crate::config::interpolate::interpolate_or_error(value, &lookup, &["groups"])
-                .map_err(|e| format!("Secrets interpolation error: {}", e.0))?
-        } else {
-            value.clone()
+    {
+        let undecryptable = std::cell::RefCell::new(None);
+        let lookup = |ns: &str, name: &str| {
+            let (_, stored) = secrets.iter().find(|(n, _)| ns == "secrets" && n == name)?;
+            state
+                .db
+                .decrypt(stored)
+                .map_err(|e| *undecryptable.borrow_mut() = Some(format!("secret {name}: {e}")))
+                .ok()
         };
-        env.push((key.clone(), value));
+        for (key, value) in &spec.env.0 {
+            let value = if value.contains("${{") {
+                crate::config::interpolate::interpolate_or_error(value, &lookup, &["groups"])
+                    .map_err(|e| match undecryptable.take() {
+                        Some(why) => format!("Secrets decryption error: {why}"),
+                        None => format!("Secrets interpolation error: {}", e.0),
+                    })?
+            } else {
+                value.clone()
+            };
+            env.push((key.clone(), value));
+        }
     }
     env.extend([
         ("DSTACK_RUN_NAME".to_string(), r.run_name.clone()),

@@ -1,6 +1,7 @@
 //! The proxy's route table, rebuilt from the state after writes: services with the addresses of
-//! their running replicas (from the backends' job handles), and the tokens with the projects
-//! they may use. The proxy picks a replica from this table (`proxy::Table`).
+//! their running replicas (from the backends' job handles), and the tokens (by their SHA-256, as
+//! stored: nothing is decrypted, and the table holds no usable token) with the projects they may
+//! use. The proxy picks a replica from this table (`proxy::Table`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,7 +35,7 @@ async fn build(state: &AppState) -> Result<RouteTable, StateError> {
             continue;
         }
         tokens.insert(
-            u.token.clone(),
+            u.token_hash.clone(),
             TokenInfo {
                 global_admin: u.is_admin(),
                 projects: member_of.remove(&u.id).unwrap_or_default(),

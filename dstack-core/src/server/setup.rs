@@ -1,12 +1,17 @@
-//! First-start set-up: the database, the admin user, projects from `config.yml`, and the CLI's
-//! `~/.dstack/config.yml`.
+//! First-start set-up: the database, the admin user, projects and encryption keys from
+//! `config.yml`, and the CLI's `~/.dstack/config.yml`.
+//!
+//! The server's directory is readable by the server's user only (0700), and so are the files
+//! that hold credentials (0600: `config.yml`, the SQLite database, the CLI's configuration);
+//! they are created so and tightened at start when they exist.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
 use crate::config::yaml;
-use crate::state::{Db, StateError};
+use crate::state::{Db, Keys, StateError, token_hash};
 
 /// How to run the server (flags and environment, resolved by the caller).
 #[derive(Debug, Clone)]
@@ -74,19 +79,50 @@ pub fn sqlite_url(server_dir: &Path) -> String {
 
 pub(super) async fn prepare(options: &ServerOptions) -> Result<Prepared, ServerError> {
     let dir = &options.server_dir;
-    std::fs::create_dir_all(dir.join("data")).map_err(|e| io("create", dir, e))?;
+    private_dir(dir)?;
+    private_dir(&dir.join("data"))?;
+    let config = read_config(dir)?;
     let url = options
         .database_url
         .clone()
         .unwrap_or_else(|| sqlite_url(dir));
-    let db = Db::connect(&url).await?;
+    if let Some(path) = sqlite_file(&url) {
+        private_sqlite(&path)?;
+    }
+    let db = Db::open(&url, config.keys).await?;
+    // Before anything reads a token: values stored plain or under another key are brought
+    // under the first key.
+    let rewritten = db.reencrypt().await.map_err(|e| match e {
+        StateError::Undecryptable { .. } => ServerError::Config {
+            path: config.path.display().to_string(),
+            message: format!(
+                "{e}; keep the key that encrypted it in `encryption.keys` (after one start with \
+                 both keys, every value is under the first one)"
+            ),
+        },
+        other => other.into(),
+    })?;
+    if rewritten.tokens + rewritten.secrets > 0 {
+        tracing::info!(
+            tokens = rewritten.tokens,
+            secrets = rewritten.secrets,
+            "stored tokens and secrets are now under the {}",
+            db.keys().describe()
+        );
+    }
     let now = Utc::now();
-    let (admin, first_start) = match db.user_by_name("admin").await? {
+    let (admin, admin_token, first_start) = match db.user_by_name("admin").await? {
         Some(admin) => match &options.admin_token {
-            Some(token) if *token != admin.token => {
-                (db.set_user_token(&admin, token).await?, false)
+            Some(token) if token_hash(token) != admin.token_hash => (
+                db.set_user_token(&admin, token).await?,
+                token.clone(),
+                false,
+            ),
+            Some(token) => (admin, token.clone(), false),
+            None => {
+                let token = db.decrypt(&admin.stored_token)?;
+                (admin, token, false)
             }
-            _ => (admin, false),
         },
         None => {
             let token = options
@@ -96,29 +132,116 @@ pub(super) async fn prepare(options: &ServerOptions) -> Result<Prepared, ServerE
             (
                 db.create_user("admin", &token, crate::auth::GlobalRole::Admin, None, now)
                     .await?,
+                token,
                 true,
             )
         }
     };
-    for name in config_projects(dir)? {
+    for name in config.projects {
         if db.project_by_name(&name).await?.is_none() {
             db.create_project(&name, &admin, false, now).await?;
         }
     }
     Ok(Prepared {
         db,
-        admin_token: admin.token,
+        admin_token,
         first_start,
     })
 }
 
-/// Reads (or writes, when absent) `<dir>/config.yml` and returns the project names it lists.
-fn config_projects(dir: &Path) -> Result<Vec<String>, ServerError> {
+/// Creates a directory (and its missing parents) readable by the server's user only, or
+/// tightens it to that.
+fn private_dir(path: &Path) -> Result<(), ServerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| io("create", path, e))?;
+    tighten(path, 0o700);
+    Ok(())
+}
+
+/// Restricts an existing file or directory to `mode`; a file that cannot be changed (a
+/// read-only mount of `config.yml`, another owner) is left as it is, with a warning.
+fn tighten(path: &Path, mode: u32) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o777 == mode {
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(
+            "cannot restrict {} to mode {mode:o}: {e}; it may be readable by other users",
+            path.display()
+        );
+    }
+}
+
+/// Writes a file readable by the server's user only (created with mode 0600, tightened when
+/// it existed).
+fn write_private(path: &Path, text: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("write", path, e))?;
+    tighten(path, 0o600);
+    file.write_all(text.as_bytes())
+        .map_err(|e| io("write", path, e))
+}
+
+/// The file of a `sqlite:` URL, if it names one.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// Creates the SQLite database file with mode 0600 before SQLite does (SQLite gives its
+/// journal and WAL files the database file's mode), and tightens existing ones.
+fn private_sqlite(path: &Path) -> Result<(), ServerError> {
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io("create", path, e))?;
+    }
+    let name = path.as_os_str().to_owned();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = name.clone();
+        file.push(suffix);
+        tighten(Path::new(&file), 0o600);
+    }
+    Ok(())
+}
+
+/// What the server reads from `config.yml`.
+struct ServerConfig {
+    path: PathBuf,
+    /// The projects it lists.
+    projects: Vec<String>,
+    /// `encryption.keys` (`identity` when there is no `encryption`).
+    keys: Keys,
+}
+
+/// Reads (or writes, when absent) `<dir>/config.yml`: the project names it lists and the
+/// encryption keys.
+fn read_config(dir: &Path) -> Result<ServerConfig, ServerError> {
     let path = dir.join("config.yml");
     if !path.exists() {
         let default = serde_json::json!({"projects": [{"name": "main", "backends": []}]});
-        std::fs::write(&path, yaml::to_yaml(&default)).map_err(|e| io("write", &path, e))?;
+        write_private(&path, &yaml::to_yaml(&default))?;
     }
+    tighten(&path, 0o600);
     let text = std::fs::read_to_string(&path).map_err(|e| io("read", &path, e))?;
     let bad = |message: String| ServerError::Config {
         path: path.display().to_string(),
@@ -128,18 +251,20 @@ fn config_projects(dir: &Path) -> Result<Vec<String>, ServerError> {
         .map_err(|e| bad(format!("{}:{}: {}", e.mark.line, e.mark.column, e.message)))?;
     let mut names = Vec::new();
     if doc.is_null() {
-        return Ok(names);
+        return Ok(ServerConfig {
+            path,
+            projects: names,
+            keys: Keys::identity(),
+        });
     }
+    let keys = match doc.get("encryption") {
+        Some(section) => Keys::from_config(&section.to_json()).map_err(|e| bad(e.to_string()))?,
+        None => Keys::identity(),
+    };
     let projects = doc
         .get("projects")
         .and_then(|p| p.as_seq())
         .unwrap_or_default();
-    if doc.get("encryption").is_some() {
-        tracing::warn!(
-            "{}: `encryption` keys are not supported yet; secrets are stored unencrypted",
-            path.display()
-        );
-    }
     for (i, project) in projects.iter().enumerate() {
         let backends = project
             .get("backends")
@@ -159,11 +284,15 @@ fn config_projects(dir: &Path) -> Result<Vec<String>, ServerError> {
             _ => return Err(bad(format!("projects[{i}].name: expected a project name"))),
         }
     }
-    Ok(names)
+    Ok(ServerConfig {
+        path,
+        projects: names,
+        keys,
+    })
 }
 
 /// Adds (or updates) a project entry in the CLI's configuration, making it the default when
-/// none is.
+/// none is. The file holds tokens: it is written readable by its owner only.
 pub fn update_cli_config(
     path: &Path,
     project: &str,
@@ -212,5 +341,5 @@ pub fn update_cli_config(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
     }
-    std::fs::write(path, yaml::to_yaml(&doc)).map_err(|e| io("write", path, e))
+    write_private(path, &yaml::to_yaml(&doc))
 }

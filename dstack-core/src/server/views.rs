@@ -25,14 +25,18 @@ pub(crate) fn user(u: &UserRow) -> api::User {
     }
 }
 
-pub(crate) fn user_with_creds(u: &UserRow) -> api::UserWithCreds {
-    api::UserWithCreds {
+/// A user with their token, decrypted here (the one view that shows it).
+pub(crate) fn user_with_creds(
+    state: &AppState,
+    u: &UserRow,
+) -> Result<api::UserWithCreds, ApiError> {
+    Ok(api::UserWithCreds {
         user: user(u),
         creds: api::UserTokenCreds {
-            token: u.token.clone(),
+            token: state.db.decrypt(&u.stored_token)?,
         },
         ssh_private_key: None,
-    }
+    })
 }
 
 pub(crate) async fn project(

@@ -11,7 +11,10 @@ pub mod user {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         pub username: String,
+        /// The token as stored: `enc:<key type>:<key name>:<data>` (see `state::crypto`).
         pub token: String,
+        /// The token's hex SHA-256, unique: requests are authenticated by it.
+        pub token_hash: String,
         pub global_role: String,
         pub email: Option<String>,
         pub active: bool,
@@ -174,6 +177,7 @@ pub mod secret {
         pub id: String,
         pub project_id: String,
         pub name: String,
+        /// The value as stored: `enc:<key type>:<key name>:<data>` (see `state::crypto`).
         #[sea_orm(column_type = "Text")]
         pub value: String,
         pub created_at: ChronoDateTimeUtc,

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M20261122000001Init),
             Box::new(M20261122000002Secrets),
             Box::new(M20261201000003Core),
+            Box::new(M20261201000004Encryption),
         ]
     }
 }
@@ -363,5 +364,108 @@ impl MigrationTrait for M20261201000003Core {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+/// Encrypted values at rest: `users.token_hash` (the hex SHA-256 of the token, unique; requests
+/// are authenticated by it, so tokens can be stored encrypted), and the stored tokens and secret
+/// values in the self-describing form `enc:<key type>:<key name>:<data>`. Existing values become
+/// `enc:identity:noname:<value>` (as the original's migration does); the server re-encrypts them
+/// with the configured key at start (`Db::reencrypt`).
+pub struct M20261201000004Encryption;
+
+impl MigrationName for M20261201000004Encryption {
+    fn name(&self) -> &str {
+        "m20261201_000004_encryption"
+    }
+}
+
+/// What stored values without encryption start with.
+const IDENTITY_PREFIX: &str = "enc:identity:noname:";
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M20261201000004Encryption {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("users")
+                .add_column(
+                    ColumnDef::new("token_hash")
+                        .string()
+                        .not_null()
+                        .default("")
+                        .to_owned(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        let rows = db
+            .query_all(
+                &Query::select()
+                    .columns(["id", "token"])
+                    .from("users")
+                    .to_owned(),
+            )
+            .await?;
+        for row in rows {
+            let id: String = row.try_get("", "id")?;
+            let token: String = row.try_get("", "token")?;
+            db.execute(
+                &Query::update()
+                    .table("users")
+                    .value("token_hash", super::crypto::token_hash(&token))
+                    .and_where(Expr::col("id").eq(id))
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("users_token_hash")
+                .table("users")
+                .col("token_hash")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        db.execute_unprepared(&format!(
+            "UPDATE users SET token = '{IDENTITY_PREFIX}' || token"
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "UPDATE secrets SET value = '{IDENTITY_PREFIX}' || value"
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Assumes every value was stored without encryption first (a server started with only the
+    /// `identity` key does that), as the original's downgrade does.
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        let from = IDENTITY_PREFIX.len() + 1;
+        db.execute_unprepared(&format!(
+            "UPDATE users SET token = SUBSTR(token, {from}) WHERE token LIKE 'enc:identity:%'"
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "UPDATE secrets SET value = SUBSTR(value, {from}) WHERE value LIKE 'enc:identity:%'"
+        ))
+        .await?;
+        m.drop_index(
+            Index::drop()
+                .name("users_token_hash")
+                .table("users")
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("users")
+                .drop_column("token_hash")
+                .to_owned(),
+        )
+        .await
     }
 }

@@ -29,7 +29,8 @@ pub struct EventsQuery {
 }
 
 impl Db {
-    /// The secrets of a project, by name.
+    /// The secrets of a project, by name, with their values as stored ([`Db::decrypt`] gives
+    /// a value).
     pub async fn secrets(&self, project_id: &str) -> Result<Vec<secret::Model>> {
         Ok(secret::Entity::find()
             .filter(secret::Column::ProjectId.eq(project_id))
@@ -38,7 +39,7 @@ impl Db {
             .await?)
     }
 
-    /// A secret by name.
+    /// A secret by name, its value as stored.
     pub async fn secret(&self, project_id: &str, name: &str) -> Result<Option<secret::Model>> {
         Ok(secret::Entity::find()
             .filter(secret::Column::ProjectId.eq(project_id))
@@ -47,7 +48,7 @@ impl Db {
             .await?)
     }
 
-    /// Creates or updates a secret.
+    /// Creates or updates a secret; the value is stored encrypted with the first key.
     pub async fn put_secret(
         &self,
         project_id: &str,
@@ -55,10 +56,11 @@ impl Db {
         value: &str,
         now: DateTime<Utc>,
     ) -> Result<secret::Model> {
+        let value = self.encrypt(value)?;
         let saved = match self.secret(project_id, name).await? {
             Some(existing) => {
                 let mut model: secret::ActiveModel = existing.into();
-                model.value = Set(value.to_string());
+                model.value = Set(value);
                 model.update(&self.conn).await?
             }
             None => {
@@ -66,7 +68,7 @@ impl Db {
                     id: Set(uuid::Uuid::new_v4().to_string()),
                     project_id: Set(project_id.to_string()),
                     name: Set(name.to_string()),
-                    value: Set(value.to_string()),
+                    value: Set(value),
                     created_at: Set(now),
                 }
                 .insert(&self.conn)

@@ -5,7 +5,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
-use super::{Db, Result, StateError, corrupt, is_unique_violation, member, project, user};
+use super::{
+    Db, Result, StateError, corrupt, is_unique_violation, member, project, token_hash, user,
+};
 use crate::auth::{GlobalRole, ProjectRole};
 
 /// A user.
@@ -15,8 +17,11 @@ pub struct UserRow {
     pub id: String,
     /// Name.
     pub username: String,
-    /// API token.
-    pub token: String,
+    /// The API token as stored (`enc:<key type>:<key name>:<data>`); [`Db::decrypt`] gives
+    /// the token itself.
+    pub stored_token: String,
+    /// The token's hex SHA-256, what requests are authenticated by.
+    pub token_hash: String,
     /// Role on the server.
     pub global_role: GlobalRole,
     /// E-mail.
@@ -41,7 +46,8 @@ impl TryFrom<user::Model> for UserRow {
             global_role: GlobalRole::parse(&m.global_role).map_err(corrupt)?,
             id: m.id,
             username: m.username,
-            token: m.token,
+            stored_token: m.token,
+            token_hash: m.token_hash,
             email: m.email,
             active: m.active,
             created_at: m.created_at,
@@ -63,10 +69,15 @@ fn users(models: Vec<user::Model>) -> Result<Vec<UserRow>> {
 }
 
 impl Db {
-    /// A live user by token.
+    /// A live user by token (found by its hash: nothing is decrypted).
     pub async fn user_by_token(&self, token: &str) -> Result<Option<UserRow>> {
+        self.user_by_token_hash(&token_hash(token)).await
+    }
+
+    /// A live user by the hex SHA-256 of their token.
+    pub async fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRow>> {
         user::Entity::find()
-            .filter(user::Column::Token.eq(token))
+            .filter(user::Column::TokenHash.eq(hash))
             .filter(user::Column::Deleted.eq(false))
             .one(&self.conn)
             .await?
@@ -117,7 +128,8 @@ impl Db {
         let model = user::ActiveModel {
             id: Set(uuid::Uuid::new_v4().to_string()),
             username: Set(username.to_string()),
-            token: Set(token.to_string()),
+            token: Set(self.encrypt(token)?),
+            token_hash: Set(token_hash(token)),
             global_role: Set(global_role.as_str().to_string()),
             email: Set(email),
             active: Set(true),
@@ -139,7 +151,8 @@ impl Db {
     pub async fn set_user_token(&self, user: &UserRow, token: &str) -> Result<UserRow> {
         let model = user::ActiveModel {
             id: Set(user.id.clone()),
-            token: Set(token.to_string()),
+            token: Set(self.encrypt(token)?),
+            token_hash: Set(token_hash(token)),
             ..Default::default()
         };
         let updated = model.update(&self.conn).await?;
@@ -169,11 +182,14 @@ impl Db {
     pub async fn delete_users(&self, ids: &[String]) -> Result<()> {
         let txn = self.conn.begin().await?;
         for id in ids {
+            // A random token nobody knows replaces theirs (the columns are unique).
+            let token = format!("deleted-{}", uuid::Uuid::new_v4());
             let model = user::ActiveModel {
                 id: Set(id.clone()),
                 deleted: Set(true),
                 active: Set(false),
-                token: Set(format!("deleted-{}", uuid::Uuid::new_v4())),
+                token: Set(self.encrypt(&token)?),
+                token_hash: Set(token_hash(&token)),
                 username: Set(format!("deleted-{id}")),
                 ..Default::default()
             };

@@ -78,24 +78,25 @@ pub(crate) fn service(
     }
 }
 
+/// The tokens the tests use, keyed by their hashes as the server's table is.
 pub(crate) fn tokens() -> HashMap<String, TokenInfo> {
     HashMap::from([
         (
-            "member-token".to_owned(),
+            dstack_core::state::token_hash("member-token"),
             TokenInfo {
                 global_admin: false,
                 projects: HashSet::from(["main".to_owned()]),
             },
         ),
         (
-            "outsider-token".to_owned(),
+            dstack_core::state::token_hash("outsider-token"),
             TokenInfo {
                 global_admin: false,
                 projects: HashSet::from(["other".to_owned()]),
             },
         ),
         (
-            "admin-token".to_owned(),
+            dstack_core::state::token_hash("admin-token"),
             TokenInfo {
                 global_admin: true,
                 projects: HashSet::new(),

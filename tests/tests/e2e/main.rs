@@ -9,6 +9,7 @@ mod util;
 
 mod api_surface;
 mod backend;
+mod encryption;
 mod logs;
 mod robustness;
 mod runs;

@@ -1,6 +1,7 @@
 //! Project secrets (`dstack secret`), referred to as `${{ secrets.NAME }}` in `env` values.
 //! Only project admins and managers (and global admins) may manage them.
-//! Values are stored as given (encryption keys from `config.yml` are not supported yet).
+//! Values are stored encrypted with the first key of `config.yml`'s `encryption` and decrypted
+//! only here (`get`) and when a job starts.
 
 use axum::Json;
 use axum::extract::State;
@@ -55,7 +56,8 @@ pub(super) async fn get(
         .secret(&m.project.id, &req.name)
         .await?
         .ok_or_else(|| ApiError::not_exists("Secret not found"))?;
-    Ok(Json(json!({"id": s.id, "name": s.name, "value": s.value})))
+    let value = state.db.decrypt(&s.value)?;
+    Ok(Json(json!({"id": s.id, "name": s.name, "value": value})))
 }
 
 pub(super) async fn put(
@@ -72,7 +74,9 @@ pub(super) async fn put(
         .db
         .put_secret(&m.project.id, &req.name, &req.value, chrono::Utc::now())
         .await?;
-    Ok(Json(json!({"id": s.id, "name": s.name, "value": s.value})))
+    Ok(Json(
+        json!({"id": s.id, "name": s.name, "value": req.value}),
+    ))
 }
 
 pub(super) async fn delete(

@@ -18,8 +18,11 @@ pub(super) async fn server_info() -> Json<api::ServerInfo> {
     })
 }
 
-pub(super) async fn get_my_user(Auth(user): Auth) -> ApiResult<api::UserWithCreds> {
-    Ok(Json(views::user_with_creds(&user)))
+pub(super) async fn get_my_user(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+) -> ApiResult<api::UserWithCreds> {
+    Ok(Json(views::user_with_creds(&state, &user)?))
 }
 
 pub(super) async fn list(
@@ -56,7 +59,7 @@ pub(super) async fn get_user(
     Body(req): Body<UsernameRequest>,
 ) -> ApiResult<api::UserWithCreds> {
     let user = named(&state, &caller, &req.username).await?;
-    Ok(Json(views::user_with_creds(&user)))
+    Ok(Json(views::user_with_creds(&state, &user)?))
 }
 
 fn role(value: &str) -> Result<GlobalRole, ApiError> {
@@ -134,7 +137,7 @@ pub(super) async fn refresh_token(
         .set_user_token(&user, &uuid::Uuid::new_v4().to_string())
         .await?;
     state.wake.notify_one();
-    Ok(Json(views::user_with_creds(&user)))
+    Ok(Json(views::user_with_creds(&state, &user)?))
 }
 
 #[derive(Debug, Deserialize)]
