@@ -12,7 +12,9 @@ use dstack_core::jobspec::{self, RunInput};
 use dstack_core::lifecycle::{Observed, Signal};
 use serde_json::json;
 
-use crate::util::{Dstack, TempHome, dstack_bin, process_alive, processes_under, task, wait_until};
+use crate::util::{
+    Dstack, TempHome, dstack_bin, process_alive, processes_of_run, task, wait_until,
+};
 
 fn launch(home: &Path, job_id: &str) -> Launch {
     let mut config = Configuration::from_json(&json!({
@@ -145,17 +147,18 @@ fn running_out_of_file_descriptors_is_not_taken_for_the_jobs_end() {
     }
     let d = Dstack::start("emfile");
     let token = d.token.clone();
-    let marker = d.home.dir("marker");
-    d.submit(
-        "main",
-        &token,
-        &task(
-            "fd-starved",
-            &[&format!("echo $$ > {}/pid", marker.display()), "sleep 300"],
-        ),
-    );
+    let run = d.submit("main", &token, &task("fd-starved", &["sleep 300"]));
+    let run_id = run["id"].as_str().unwrap_or_default().to_string();
     let run = d.wait_running("main", &token, "fd-starved");
     assert_eq!(run["status"], "running", "{run}");
+    let mut job_pids = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            job_pids = processes_of_run(&run_id);
+            !job_pids.is_empty()
+        }),
+        "the job's processes were not found"
+    );
     let pid = d.pid();
     let soft = soft_nofile(pid).expect("the server's limits");
     // Below what it has open: every new descriptor fails (EMFILE), the open ones keep working.
@@ -180,20 +183,18 @@ fn running_out_of_file_descriptors_is_not_taken_for_the_jobs_end() {
     );
     let run = d.get_run("main", &token, "fd-starved");
     assert_eq!(run.json["status"], "running", "{run}");
-    let job_pid: u32 = std::fs::read_to_string(marker.join("pid"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("the job wrote its pid");
-    assert!(process_alive(job_pid), "the job was killed");
+    assert!(
+        job_pids.iter().all(|p| process_alive(*p)),
+        "the job was killed"
+    );
     // Nothing was orphaned: the job is still the server's, and it can stop it.
     d.stop("main", &token, &["fd-starved"], false);
     let run = d.wait_finished("main", &token, "fd-starved");
     assert_eq!(run["status"], "terminated", "{run}");
-    assert!(wait_until(Duration::from_secs(20), || !process_alive(
-        job_pid
-    )));
     assert!(
-        processes_under(&marker).is_empty(),
-        "processes of the job are left"
+        wait_until(Duration::from_secs(20), || processes_of_run(&run_id)
+            .is_empty()),
+        "processes of the job are left: {:?}",
+        processes_of_run(&run_id)
     );
 }

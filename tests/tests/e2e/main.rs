@@ -13,6 +13,7 @@ mod encryption;
 mod logs;
 mod robustness;
 mod runs;
+mod sandbox;
 mod security;
 mod server_e2e;
 mod upstream_cli;

@@ -2,14 +2,13 @@
 //! concurrent applies of one name, multi-node tasks on a one-host fleet, `max_duration`,
 //! and re-applying an unchanged configuration.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::util::{
-    Dstack, finished, free_port, process_alive, run_spec, small, task, upstream_cli, upstream_venv,
-    wait_until,
+    Dstack, finished, free_port, processes_of_run, run_spec, small, task, upstream_cli,
+    upstream_venv, wait_until,
 };
 
 /// Names of the runs `runs/list` shows in a project (all of them, finished too).
@@ -67,58 +66,44 @@ fn apply_with_missing_uploads_is_refused_and_leaves_no_run() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The pids a job wrote: its shell (`$$`) and its `sleep` child.
-fn pids_in(dir: &Path) -> Vec<(String, u32)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("pid dir").flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .map(|p| (name.clone(), p)),
-        );
-    }
-    out
-}
-
 /// 20 tasks stopped right after `apply` (and 5 aborted), before the server had time to start
 /// them: once each run is finished, none of their processes is alive, also after the
 /// background processing has made another full pass.
 #[test]
 fn stop_racing_start_leaves_no_process_behind() {
     let d = Dstack::start("stop-race");
-    let pid_dir = d.home.dir("pids");
-    let command = r#"echo $$ >> "$PIDDIR/$DSTACK_RUN_NAME"; sleep 1000 & echo $! >> "$PIDDIR/$DSTACK_RUN_NAME"; wait"#;
-    let mut names = Vec::new();
+    let command = "sleep 1000 & wait";
+    let mut runs: Vec<(String, String)> = Vec::new();
     for (prefix, count, abort) in [("race", 20, false), ("abort", 5, true)] {
         for i in 0..count {
             let name = format!("{prefix}-{i}");
-            let mut conf = task(&name, &[command]);
-            conf["env"] = json!({"PIDDIR": pid_dir.display().to_string()});
-            d.submit("main", &d.token, &conf);
+            let run = d.submit("main", &d.token, &task(&name, &[command]));
+            let id = run["id"].as_str().unwrap_or_default().to_string();
             let r = d.stop("main", &d.token, &[&name], abort);
             assert_eq!(r.status, 200, "stop {name}: {r}");
-            names.push(name);
+            runs.push((name, id));
         }
     }
     let status_of = |name: &str| d.get_run("main", &d.token, name).json["status"].clone();
     let mut unfinished: Vec<String> = Vec::new();
     wait_until(Duration::from_secs(30), || {
-        unfinished = names
+        unfinished = runs
             .iter()
-            .filter(|n| !finished(&status_of(n)))
-            .cloned()
+            .filter(|(n, _)| !finished(&status_of(n)))
+            .map(|(n, _)| n.clone())
             .collect();
         unfinished.is_empty()
     });
-    let alive = |pids: &[(String, u32)]| -> Vec<String> {
-        pids.iter()
-            .filter(|(_, pid)| process_alive(*pid))
-            .map(|(run, pid)| format!("{run}: pid {pid}"))
+    let alive = || -> Vec<String> {
+        runs.iter()
+            .flat_map(|(name, id)| {
+                processes_of_run(id)
+                    .into_iter()
+                    .map(move |pid| format!("{name}: pid {pid}"))
+            })
             .collect()
     };
-    let now = alive(&pids_in(&pid_dir));
+    let now = alive();
     let report: Vec<String> = unfinished
         .iter()
         .map(|n| format!("{n}={}", status_of(n)))
@@ -127,14 +112,14 @@ fn stop_racing_start_leaves_no_process_behind() {
         unfinished.is_empty() && now.is_empty(),
         "runs not finished 30 s after stop: {report:?}; processes alive: {now:?}"
     );
-    for name in &names {
+    for (name, _) in &runs {
         assert_ne!(status_of(name), "done", "{name} was stopped");
     }
     sentinel(&d, "after-race");
-    let later = alive(&pids_in(&pid_dir));
-    let statuses: Vec<String> = names
+    let later = alive();
+    let statuses: Vec<String> = runs
         .iter()
-        .map(|n| {
+        .map(|(n, _)| {
             let r = d.get_run("main", &d.token, n);
             format!("{n}={}", r.json["status"])
         })

@@ -799,3 +799,24 @@ pub(crate) fn upstream_cli(
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
     }
 }
+
+/// Host processes of a run: those whose environment has `DSTACK_RUN_ID=<run_id>` (jobs are
+/// sandboxed, so they cannot leave pid files on the host; the test reads `/proc`).
+pub(crate) fn processes_of_run(run_id: &str) -> Vec<u32> {
+    let needle = format!("DSTACK_RUN_ID={run_id}");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && process_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}

@@ -88,7 +88,7 @@ struct Inner {
     instance: InstanceInfo,
     base_env: Vec<(String, String)>,
     /// Python versions on `PATH` (`3.12` → `/usr/bin/python3.12`).
-    pythons: BTreeMap<String, PathBuf>,
+    pythons: BTreeMap<String, Vec<PathBuf>>,
     /// The version of `python3`.
     default_python: Option<String>,
     /// The sandbox jobs run in; `Err` says why there is none.
@@ -450,9 +450,20 @@ impl Inner {
         }
     }
 
+    /// The interpreter of a Python version jobs can use (one the sandbox shows).
+    fn python(&self, version: &str) -> Option<&PathBuf> {
+        self.pythons
+            .get(version)?
+            .iter()
+            .find(|p| match &self.sandbox {
+                Ok(sandbox) => std::fs::canonicalize(p).is_ok_and(|real| sandbox.shows(&real)),
+                Err(_) => true,
+            })
+    }
+
     /// `python` and `python3` for the requested version, first on the job's `PATH`.
     fn python_shims(&self, dir: &Path, version: &str) -> Result<Option<PathBuf>, String> {
-        let Some(exe) = self.pythons.get(version) else {
+        let Some(exe) = self.python(version) else {
             return Ok(None);
         };
         let bin = dir.join("bin");
@@ -514,15 +525,28 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Python versions on `PATH` (`python3.X`), and the version of `python3`.
-fn find_pythons(path: Option<std::ffi::OsString>) -> (BTreeMap<String, PathBuf>, Option<String>) {
-    let mut found = BTreeMap::new();
-    let mut default = None;
+/// The `python3.X` interpreters on `PATH`, in `PATH` order; and the version `python3` is: the
+/// `python3.X` it resolves to, else the first `python3.X` found (`python3` may be a shim).
+fn find_pythons(
+    path: Option<std::ffi::OsString>,
+) -> (BTreeMap<String, Vec<PathBuf>>, Option<String>) {
+    let mut found: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut in_order: Vec<(String, PathBuf)> = Vec::new();
+    let mut python3: Option<PathBuf> = None;
     for dir in path.iter().flat_map(std::env::split_paths) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        let mut names: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        names.sort();
+        for (name, path) in names {
+            if name == "python3" && python3.is_none() {
+                python3 = Some(path);
+                continue;
+            }
             let Some(version) = name.strip_prefix("python") else {
                 continue;
             };
@@ -533,17 +557,20 @@ fn find_pythons(path: Option<std::ffi::OsString>) -> (BTreeMap<String, PathBuf>,
                     .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
                 && parts.next().is_none();
             if valid {
-                found.entry(version.to_string()).or_insert(entry.path());
+                found
+                    .entry(version.to_string())
+                    .or_default()
+                    .push(path.clone());
+                in_order.push((version.to_string(), path));
             }
         }
-        let python3 = dir.join("python3");
-        if default.is_none() && python3.is_file() {
-            default = std::fs::canonicalize(&python3).ok().and_then(|p| {
-                let name = p.file_name()?.to_string_lossy().into_owned();
-                name.strip_prefix("python").map(str::to_string)
-            });
-        }
     }
+    let resolved = python3.and_then(|p| std::fs::canonicalize(p).ok());
+    let default = in_order
+        .iter()
+        .find(|(_, p)| std::fs::canonicalize(p).ok() == resolved && resolved.is_some())
+        .or_else(|| in_order.first())
+        .map(|(v, _)| v.clone());
     (found, default)
 }
 
@@ -622,12 +649,7 @@ impl Backend for LocalBackend {
         } = command
         {
             let default = self.inner.default_python.as_deref() == Some(version.as_str());
-            let found = self.inner.pythons.get(version);
-            let visible = match (&self.inner.sandbox, found) {
-                (Ok(sandbox), Some(exe)) => sandbox.shows(exe),
-                (_, found) => found.is_some(),
-            };
-            if !default && !visible {
+            if !default && self.inner.python(version).is_none() {
                 problems.push(format!(
                     "`python: \"{version}\"` (no `python{version}` on this host that jobs can use)"
                 ));

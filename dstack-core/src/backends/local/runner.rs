@@ -229,13 +229,7 @@ fn run_job(dir: &Path) -> i32 {
         });
         0
     };
-    // Binds of the job's own directories go to the sandbox as open descriptors: the sandbox
-    // runs as a user that may not reach them through the server's directory.
-    let (argv, _bind_fds) = match bind_by_descriptor(&launch.argv, dir) {
-        Ok(x) => x,
-        Err(e) => return fail_to_start(e),
-    };
-    let Some((program, args)) = argv.split_first() else {
+    let Some((program, args)) = launch.argv.split_first() else {
         return fail_to_start(std::io::Error::other("empty command"));
     };
     let (master, slave) = match open_pty() {
@@ -301,43 +295,6 @@ fn run_job(dir: &Path) -> i32 {
     };
     record(status);
     0
-}
-
-/// Rewrites `--bind SRC DEST` / `--ro-bind SRC DEST` of paths under `dir` as
-/// `--bind-fd FD DEST` / `--ro-bind-fd FD DEST`, with the directories opened here and left open
-/// across `exec` (bubblewrap closes them once bound).
-fn bind_by_descriptor(
-    argv: &[String],
-    dir: &Path,
-) -> std::io::Result<(Vec<String>, Vec<std::os::fd::OwnedFd>)> {
-    use std::os::fd::AsRawFd;
-    let mut out = Vec::with_capacity(argv.len());
-    let mut fds = Vec::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let flag = argv[i].as_str();
-        if argv[i] == "--" {
-            out.extend(argv[i..].iter().cloned());
-            break;
-        }
-        if matches!(flag, "--bind" | "--ro-bind") && i + 2 < argv.len() {
-            let src = Path::new(&argv[i + 1]);
-            if src.starts_with(dir) {
-                let file = std::fs::File::open(src)?;
-                let fd = std::os::fd::OwnedFd::from(file);
-                rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
-                out.push(format!("{flag}-fd"));
-                out.push(fd.as_raw_fd().to_string());
-                out.push(argv[i + 2].clone());
-                fds.push(fd);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(argv[i].clone());
-        i += 1;
-    }
-    Ok((out, fds))
 }
 
 fn write_event(log: &Mutex<std::fs::File>, source: &str, bytes: &[u8]) {

@@ -4,8 +4,10 @@
 //! read-only (so its Python, CUDA libraries and tools work as on the host), but not `/root`,
 //! `/home`, `/run` or the server's directory; its own `/workflow`, home and `/tmp` (bound from its
 //! job directory); a minimal `/dev` with only the GPUs it was given; no capabilities and no way
-//! to gain privileges (`no_new_privs`). A server running as root starts sandboxes as `nobody`
-//! (`setpriv`), so a job is never root on the host. The network is the host's (ports are given
+//! to gain privileges (`no_new_privs`, an empty bounding set). A server running as root builds
+//! the sandbox as root (no user namespace) and the job itself runs as `nobody` (`setpriv`
+//! inside the sandbox), so a job is never root on the host; an unprivileged server uses a user
+//! namespace and the job runs as the server's user. The network is the host's (ports are given
 //! out exclusively by the backend).
 
 use std::path::{Path, PathBuf};
@@ -141,38 +143,53 @@ impl Sandbox {
         }
     }
 
-    /// `setpriv` (when root) and `bwrap`.
     fn prefix(&self) -> Vec<String> {
-        let mut argv = Vec::new();
-        if let Some((uid, gid)) = self.run_as {
-            argv.extend([
-                "setpriv".to_string(),
+        vec![self.bwrap.display().to_string()]
+    }
+
+    /// What runs the job's command inside the sandbox: as root, `setpriv` to the unprivileged
+    /// user with no capabilities left at all.
+    fn drop_privileges(&self) -> Vec<String> {
+        match self.run_as {
+            Some((uid, gid)) => vec![
+                "setpriv".into(),
                 format!("--reuid={uid}"),
                 format!("--regid={gid}"),
                 "--clear-groups".into(),
-            ]);
+                "--bounding-set=-all".into(),
+                "--inh-caps=-all".into(),
+                "--".into(),
+            ],
+            None => Vec::new(),
         }
-        argv.push(self.bwrap.display().to_string());
-        argv
     }
 
     /// Namespaces, capabilities and the read-only view of the host.
     fn isolation(&self) -> Vec<String> {
-        let mut a: Vec<String> = [
-            "--unshare-user",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--die-with-parent",
-            "--cap-drop",
-            "ALL",
-            "--tmpfs",
-            "/",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+        let mut a: Vec<String> = Vec::new();
+        if self.run_as.is_some() {
+            // Root builds the sandbox; the job drops to the unprivileged user (setpriv needs
+            // these three, and gives them up).
+            a.extend(["--cap-drop".into(), "ALL".into()]);
+            for cap in ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"] {
+                a.extend(["--cap-add".into(), cap.into()]);
+            }
+        } else {
+            a.extend(["--unshare-user".into(), "--cap-drop".into(), "ALL".into()]);
+        }
+        a.extend(
+            [
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+                "--die-with-parent",
+                "--tmpfs",
+                "/",
+            ]
+            .iter()
+            .map(ToString::to_string),
+        );
         for r in &self.roots {
             match r {
                 RootEntry::Dir(n) => {
@@ -251,17 +268,19 @@ impl Sandbox {
                 "/dstack/bin".into(),
             ]);
         }
+        if self.run_as.is_none() {
+            // An unprivileged server's jobs are "root" in their own user namespace, as in the
+            // original's containers.
+            argv.extend(["--uid".into(), "0".into(), "--gid".into(), "0".into()]);
+        }
         argv.extend([
-            "--uid".into(),
-            "0".into(),
-            "--gid".into(),
-            "0".into(),
             "--hostname".into(),
             hostname.into(),
             "--chdir".into(),
             cwd.into(),
             "--".into(),
         ]);
+        argv.extend(self.drop_privileges());
         argv.extend(command.iter().cloned());
         argv
     }
