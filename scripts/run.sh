@@ -9,10 +9,15 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
-if ! command -v cmake >/dev/null; then   # Pingora's zlib-ng builds with cmake
+# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox).
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if (( ${#missing[@]} )); then
+    echo "installing ${missing[*]} (Debian packages)"
     SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cmake >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release -q -p dstack-cli
 DSTACK="$REPO/target/release/dstack"

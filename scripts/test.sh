@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Safe to repeat; installs what is missing:
-#   - rustfmt/clippy components (rustup); Debian's cmake (Pingora's zlib-ng); Debian's postgresql for the state tests (a private
+#   - rustfmt/clippy components (rustup); Debian's cmake (Pingora's zlib-ng) and bubblewrap (the jobs'
+#     sandbox); Debian's postgresql for the state tests (a private
 #     server on 127.0.0.1); a Python venv with maturin + pytest (pip) for the bindings.
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -11,12 +12,15 @@ cd "$REPO"
 step() { printf '\n==> %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
-# Pingora's zlib-ng (libz-ng-sys) builds with cmake.
-if ! command -v cmake >/dev/null; then
-    step "installing cmake (Debian package)"
+# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox).
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if (( ${#missing[@]} )); then
+    step "installing ${missing[*]} (Debian packages)"
     SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cmake >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     step "installing rustfmt and clippy"
