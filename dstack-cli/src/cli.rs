@@ -92,6 +92,27 @@ pub(crate) struct ServerArgs {
     /// Proxy threads, each serving its own connections; 0 for one per CPU.
     #[arg(long, env = "DSTACK_SERVER_PROXY_THREADS", default_value_t = 0)]
     pub(crate) proxy_threads: usize,
+    /// Seconds a client has to send a complete request head (from the connection for its first
+    /// request, from the first byte for later ones): 408 or close after it; 0 for no limit.
+    #[arg(long, env = "DSTACK_SERVER_PROXY_HEADER_TIMEOUT", default_value_t = 10)]
+    pub(crate) proxy_header_timeout: u64,
+    /// Seconds a kept-alive client connection may wait for its next request; 0 for no limit.
+    #[arg(long, env = "DSTACK_SERVER_PROXY_IDLE_TIMEOUT", default_value_t = 60)]
+    pub(crate) proxy_idle_timeout: u64,
+    /// Connections one client address may hold open at once (more get 429); 0 for no limit,
+    /// e.g. behind a reverse proxy on the same host.
+    #[arg(
+        long,
+        env = "DSTACK_SERVER_PROXY_MAX_CLIENT_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub(crate) proxy_max_client_connections: usize,
+    /// Largest request head (request line and header fields), bytes (431 above; at most 1 MiB).
+    #[arg(long, env = "DSTACK_SERVER_PROXY_MAX_HEADER_SIZE", default_value_t = 64 * 1024)]
+    pub(crate) proxy_max_header_size: usize,
+    /// Most header fields in one request (431 above; at most 256).
+    #[arg(long, env = "DSTACK_SERVER_PROXY_MAX_HEADERS", default_value_t = 100)]
+    pub(crate) proxy_max_headers: usize,
     /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
     #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,

@@ -46,6 +46,14 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
             read_timeout: std::time::Duration::from_secs(args.service_timeout),
             max_body_bytes: args.proxy_max_body,
             threads: args.proxy_threads,
+            client: dstack_core::proxy::ClientLimits {
+                header_timeout: seconds(args.proxy_header_timeout),
+                idle_timeout: seconds(args.proxy_idle_timeout),
+                max_connections_per_client: Some(args.proxy_max_client_connections)
+                    .filter(|&n| n > 0),
+                max_header_bytes: args.proxy_max_header_size,
+                max_headers: args.proxy_max_headers,
+            },
         },
     };
     let server = Server::bind(options)
@@ -60,6 +68,11 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(e.to_string()))?;
     tracing::info!("the server stopped");
     Ok(())
+}
+
+/// A timeout in seconds from a flag; 0 for none.
+fn seconds(secs: u64) -> Option<std::time::Duration> {
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 async fn shutdown_signal() {

@@ -19,12 +19,22 @@
 //! wake-ups on the request path). [`serve`] (or [`serve_listener`]) drives them until the
 //! shutdown watch turns `true`.
 //!
+//! Clients are not trusted ([`ClientLimits`]): each connection has a deadline for its request
+//! head and for the wait between requests, the request head is limited in size and number of
+//! fields (431, or 414 for the request line), and one client address may hold only so many
+//! connections at once (429). A replica address that is the server's own listener or its API
+//! listener is never used, and a request that comes back to the proxy that forwarded it (the
+//! `X-Dstack-Proxy-Hop` header carries this proxy's random id and the service) is answered with
+//! 508 instead of being forwarded again.
+//!
 //! The code is split by what it owns: this module holds the public routing and configuration
 //! types; `table` the indexed route table and counters ([`Routes`]); `listener` the proxy
-//! threads ([`serve`], [`serve_listener`]); `service` the Pingora `ProxyHttp` implementation;
-//! `request` reading request bodies and headers; `replies` the responses the proxy writes
-//! itself.
+//! threads and their accept loops ([`serve`], [`serve_listener`]); `conn` the client connection
+//! (deadlines, request head limits, the per-address cap); `service` the Pingora `ProxyHttp`
+//! implementation; `request` reading request bodies and headers; `replies` the responses the
+//! proxy writes itself.
 
+mod conn;
 mod listener;
 mod replies;
 mod request;
@@ -121,4 +131,51 @@ pub struct ProxyConfig {
     pub max_body_bytes: u64,
     /// Proxy threads, each with its own single-threaded runtime (at least 1).
     pub threads: usize,
+    /// What one client may do.
+    pub client: ClientLimits,
+}
+
+/// Limits on clients of the proxy's port, against slow, idle and oversized requests and
+/// connection floods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Time to receive a complete request head (request line and header fields): counted from
+    /// the accepted connection for its first request, from the first byte of the request on a
+    /// kept-alive connection. A client that sent part of a head gets 408; one that sent nothing
+    /// is closed. `None`: no limit.
+    pub header_timeout: Option<Duration>,
+    /// Time a kept-alive connection may wait for its next request before it is closed.
+    /// `None`: no limit.
+    pub idle_timeout: Option<Duration>,
+    /// Connections one client IP address may hold open at once; more are answered with 429 and
+    /// closed. `None`: no limit. The default leaves room for a thousand concurrent API calls
+    /// from one address (a team behind one NAT, a load test); behind a reverse proxy on the same
+    /// host every client has the proxy's address, so turn it off there.
+    pub max_connections_per_client: Option<usize>,
+    /// Largest request head in bytes (request line and header fields together); larger ones
+    /// get 431 (414 while still in the request line). At most [`MAX_HEADER_BYTES_LIMIT`].
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more get 431. At most [`MAX_HEADERS_LIMIT`].
+    pub max_headers: usize,
+}
+
+/// Pingora's own limit on a request head (it answers 400 above it): the largest
+/// [`ClientLimits::max_header_bytes`] that takes effect.
+pub const MAX_HEADER_BYTES_LIMIT: usize = 1024 * 1024 - 1;
+
+/// Pingora's own limit on header fields (it answers 400 above it): the largest
+/// [`ClientLimits::max_headers`] that takes effect.
+pub const MAX_HEADERS_LIMIT: usize = 256;
+
+impl Default for ClientLimits {
+    /// 10 s for a request head, 60 s idle, 1024 connections per address, 64 KiB and 100 fields.
+    fn default() -> ClientLimits {
+        ClientLimits {
+            header_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections_per_client: Some(1024),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+        }
+    }
 }

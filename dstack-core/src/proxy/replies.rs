@@ -67,6 +67,20 @@ pub(super) fn no_replica_reply(route: &ServiceRoute) -> Reply {
     }
 }
 
+/// A service whose only replicas are at the server's own addresses.
+pub(super) fn own_address_replica(project: &str, run: &str) -> serde_json::Value {
+    json!({"detail": format!(
+        "Service {project}/{run} has no usable replica: its address is the dstack server's own"
+    )})
+}
+
+/// A request that came back to the proxy that forwarded it.
+pub(super) fn loop_detected(project: &str, run: &str) -> serde_json::Value {
+    json!({"detail": format!(
+        "Loop detected: the request for service {project}/{run} came back to the proxy"
+    )})
+}
+
 /// Maps a Pingora error to the response written to the client (status 0: write nothing).
 pub(super) fn error_reply(e: &Error) -> Reply {
     let (status, detail) = match e.etype() {

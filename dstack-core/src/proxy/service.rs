@@ -1,6 +1,6 @@
 //! The Pingora [`ProxyHttp`] implementation: resolving a request to the API server, a service
 //! replica or a model, choosing and failing over between replicas, limiting request bodies,
-//! rewriting the upstream request and answering errors.
+//! rewriting the upstream request, detecting loops and answering errors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +18,10 @@ use pingora::{Error, ErrorType};
 use serde_json::json;
 
 use super::Routes;
+use super::conn::ClientStream;
 use super::replies::{
-    Reply, access_denied, error_reply, model_list, no_replica_reply, openai_error, respond_json,
-    respond_redirect, respond_too_large, too_large_body,
+    Reply, access_denied, error_reply, loop_detected, model_list, no_replica_reply, openai_error,
+    own_address_replica, respond_json, respond_redirect, respond_too_large, too_large_body,
 };
 use super::request::{BodyRejected, content_length, read_model_body};
 use super::table::{ServiceEntry, Table};
@@ -29,6 +30,10 @@ use super::table::{ServiceEntry, Table};
 const SERVICES_PREFIX: &str = "services/";
 /// Path prefix of the model gateway.
 const MODELS_PREFIX: &str = "models/";
+/// Added to every request forwarded to a replica: `<proxy id>/<project>/<run>` (one value per
+/// hop). A request for a service that already carries this proxy's value for that service has
+/// come back through a replica and is answered 508 instead of being forwarded again.
+const HOP_HEADER: &str = "X-Dstack-Proxy-Hop";
 
 /// What a request resolved to.
 #[derive(Debug)]
@@ -102,7 +107,7 @@ impl DstackProxy {
         let Some(entry) = table.service(project, run) else {
             return respond_json(session, 404, &not_found()).await;
         };
-        if entry.route.replicas.is_empty() {
+        if entry.route.replicas.is_empty() && !entry.refused_replicas {
             return respond_json(session, 404, &not_found()).await;
         }
         let upstream_path =
@@ -118,8 +123,15 @@ impl DstackProxy {
             upstream_path,
             strip_auth: entry.route.auth,
         });
+        if self.came_back(session, project, run) {
+            session.set_keepalive(None);
+            return respond_json(session, 508, &loop_detected(project, run)).await;
+        }
         if entry.route.auth && !table.authorized(session.req_header(), project) {
             return respond_json(session, 403, &access_denied()).await;
+        }
+        if entry.route.replicas.is_empty() {
+            return respond_json(session, 502, &own_address_replica(project, run)).await;
         }
         if self.content_length_too_large(session) {
             return respond_too_large(session).await;
@@ -187,6 +199,14 @@ impl DstackProxy {
             );
             return respond_json(session, 404, &err).await;
         };
+        let run = entry.route.run.as_str();
+        if self.came_back(session, project, run) {
+            session.set_keepalive(None);
+            return respond_json(session, 508, &loop_detected(project, run)).await;
+        }
+        if entry.route.replicas.is_empty() {
+            return respond_json(session, 502, &own_address_replica(project, run)).await;
+        }
         let prefix = entry
             .route
             .model
@@ -211,6 +231,33 @@ impl DstackProxy {
 
     fn content_length_too_large(&self, session: &Session) -> bool {
         content_length(session.req_header()).is_some_and(|len| len > self.max_body_bytes)
+    }
+
+    /// Whether the request already went through this proxy to service `project/run`.
+    fn came_back(&self, session: &Session, project: &str, run: &str) -> bool {
+        let hop_id = self.routes.0.hop_id.as_str();
+        session
+            .req_header()
+            .headers
+            .get_all(HOP_HEADER)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().split_once('/'))
+            .any(|(id, service)| id == hop_id && service.split_once('/') == Some((project, run)))
+    }
+}
+
+/// The end of a request on a client connection: the connection waits for the next request
+/// under the idle timeout. One whose request body was not read to the end is not reused
+/// (Pingora already closes it when the response went out before the body was read): the
+/// rest of the body must not be taken for the next request head.
+fn end_of_request(session: &mut Session) {
+    if session.get_keepalive().is_some() && !session.is_body_done() {
+        session.set_keepalive(None);
+    }
+    if let Some(client) = ClientStream::of(session) {
+        client.request_done();
     }
 }
 
@@ -337,6 +384,9 @@ impl ProxyHttp for DstackProxy {
         if target.strip_auth {
             upstream_request.remove_header(&AUTHORIZATION);
         }
+        let route = &target.entry.route;
+        let hop = format!("{}/{}/{}", self.routes.0.hop_id, route.project, route.run);
+        upstream_request.append_header(HOP_HEADER, hop)?;
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -375,7 +425,7 @@ impl ProxyHttp for DstackProxy {
         }
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         if let Some(target) = &ctx.target {
             target
                 .entry
@@ -383,5 +433,6 @@ impl ProxyHttp for DstackProxy {
                 .requests
                 .fetch_add(1, Ordering::Relaxed);
         }
+        end_of_request(session);
     }
 }

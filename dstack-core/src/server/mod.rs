@@ -127,7 +127,8 @@ pub struct Server {
     proxy: ProxyOptions,
 }
 
-/// Proxy settings (timeouts and the body limit), with the original's defaults.
+/// Proxy settings (timeouts, the body limit, the limits on clients), with the original's
+/// defaults.
 #[derive(Debug, Clone, Copy)]
 pub struct ProxyOptions {
     /// Connect timeout to replicas.
@@ -138,6 +139,8 @@ pub struct ProxyOptions {
     pub max_body_bytes: u64,
     /// Proxy threads; 0 for one per available CPU.
     pub threads: usize,
+    /// Head and idle timeouts, connections per client address, request head limits.
+    pub client: crate::proxy::ClientLimits,
 }
 
 impl Default for ProxyOptions {
@@ -147,6 +150,7 @@ impl Default for ProxyOptions {
             read_timeout: std::time::Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
             threads: 0,
+            client: crate::proxy::ClientLimits::default(),
         }
     }
 }
@@ -251,6 +255,7 @@ impl Server {
                 0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
                 n => n,
             },
+            client: self.proxy.client,
         };
         let proxy = tokio::spawn(crate::proxy::serve_listener(
             self.public,

@@ -4,6 +4,7 @@
 //! `upstream` holds the servers the proxy forwards to, `support` the proxy harness; the tests
 //! are grouped by topic.
 
+mod hostile;
 mod models;
 mod services;
 mod streaming;

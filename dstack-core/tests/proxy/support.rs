@@ -1,12 +1,13 @@
-//! The proxy harness: a proxy on an ephemeral port, a client that follows no redirects, route
-//! and token fixtures, and assertions shared by several test modules.
+//! The proxy harness: a proxy on an ephemeral port (stopped when dropped, also when a test
+//! fails), a client that follows no redirects, route and token fixtures, and assertions shared
+//! by several test modules.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dstack_core::proxy::{
-    ProxyConfig, ProxyError, Replica, Routes, ServiceRoute, TokenInfo, serve_listener,
+    ClientLimits, ProxyConfig, ProxyError, Replica, Routes, ServiceRoute, TokenInfo, serve_listener,
 };
 use serde_json::Value;
 use tokio::sync::watch;
@@ -14,16 +15,40 @@ use tokio::task::JoinHandle;
 
 pub(crate) const MAX_BODY: u64 = 1024 * 1024;
 
+/// The proxy's shutdown switch; turned on when dropped, so that the proxy threads end with the
+/// test whatever its outcome.
+pub(crate) struct Stop(watch::Sender<bool>);
+
+impl Stop {
+    pub(crate) fn send(&self, stop: bool) -> Result<(), watch::error::SendError<bool>> {
+        self.0.send(stop)
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
 pub(crate) struct Proxy {
     pub(crate) addr: SocketAddr,
     pub(crate) routes: Routes,
-    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: Stop,
     pub(crate) task: JoinHandle<Result<(), ProxyError>>,
 }
 
 impl Proxy {
     pub(crate) async fn start(api: SocketAddr) -> Proxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Proxy::start_with(api, ClientLimits::default()).await
+    }
+
+    /// A proxy with the given limits on clients.
+    pub(crate) async fn start_with(api: SocketAddr, client: ClientLimits) -> Proxy {
+        // The server's listen backlog, not std's 128: the tests open hundreds of connections.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let listener = socket.listen(1024).unwrap().into_std().unwrap();
         let addr = listener.local_addr().unwrap();
         let routes = Routes::new(api);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -33,6 +58,7 @@ impl Proxy {
             read_timeout: Duration::from_secs(2),
             max_body_bytes: MAX_BODY,
             threads: 2,
+            client,
         };
         let task = tokio::spawn(serve_listener(
             listener,
@@ -43,7 +69,7 @@ impl Proxy {
         Proxy {
             addr,
             routes,
-            shutdown,
+            shutdown: Stop(shutdown),
             task,
         }
     }

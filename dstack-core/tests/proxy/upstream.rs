@@ -1,8 +1,10 @@
 //! Upstream servers the proxy forwards to in the tests: a minimal HTTP/1.1 request reader and
-//! echo, SSE, upgrade and silent servers on 127.0.0.1, plus an address nobody listens on.
+//! echo, SSE, upgrade, silent and relay servers on 127.0.0.1, plus an address nobody listens on.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -217,6 +219,24 @@ pub(crate) async fn silent_server() -> SocketAddr {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await
+}
+
+/// Forwards every connection to `target`, byte for byte (a replica that sends requests back to
+/// the proxy, as one at another address of the proxy's host would); counts the connections.
+pub(crate) async fn relay_server(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    let addr = spawn_server(move |mut inbound| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        }
+    })
+    .await;
+    (addr, connections)
 }
 
 /// An address nobody listens on.
