@@ -113,6 +113,14 @@ pub(crate) struct ServerArgs {
     /// Most header fields in one request (431 above; at most 256).
     #[arg(long, env = "DSTACK_SERVER_PROXY_MAX_HEADERS", default_value_t = 100)]
     pub(crate) proxy_max_headers: usize,
+    /// Run jobs without the bubblewrap sandbox (only global admins may then run jobs, unless
+    /// --allow-unsandboxed-jobs).
+    #[arg(long, env = "DSTACK_SERVER_NO_SANDBOX")]
+    pub(crate) no_sandbox: bool,
+    /// Let every project member run jobs where they cannot be sandboxed (no bubblewrap, no user
+    /// namespaces, or --no-sandbox). Such a job can read the server's files.
+    #[arg(long, env = "DSTACK_SERVER_ALLOW_UNSANDBOXED_JOBS")]
+    pub(crate) allow_unsandboxed_jobs: bool,
     /// Database URL; SQLite in the server directory by default, `postgres://...` for PostgreSQL.
     #[arg(long, env = "DSTACK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,

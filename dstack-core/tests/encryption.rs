@@ -24,6 +24,7 @@ fn options(dir: &Path, database_url: Option<String>) -> ServerOptions {
         cli_config: Some(dir.join("cli-config.yml")),
         runner_exe: None,
         upload_limit: dstack_core::server::DEFAULT_UPLOAD_LIMIT,
+        jobs: dstack_core::server::JobIsolation::default(),
         proxy: dstack_core::server::ProxyOptions::default(),
     }
 }

@@ -26,6 +26,7 @@ impl TestServer {
             cli_config: Some(dir.join("cli-config.yml")),
             runner_exe: None,
             upload_limit: dstack_core::server::DEFAULT_UPLOAD_LIMIT,
+            jobs: dstack_core::server::JobIsolation::default(),
             proxy: dstack_core::server::ProxyOptions::default(),
         };
         let server = Server::bind(options).await.expect("server starts");

@@ -41,6 +41,10 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         cli_config: Some(home().join(".dstack").join("config.yml")),
         runner_exe: std::env::current_exe().ok(),
         upload_limit: args.upload_limit,
+        jobs: dstack_core::server::JobIsolation {
+            no_sandbox: args.no_sandbox,
+            allow_unsandboxed: args.allow_unsandboxed_jobs,
+        },
         proxy: dstack_core::server::ProxyOptions {
             connect_timeout: std::time::Duration::from_secs(args.service_timeout),
             read_timeout: std::time::Duration::from_secs(args.service_timeout),
@@ -61,6 +65,14 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let url = server.url_for(&args.host);
     println!("The admin token is \"{}\"", server.admin_token());
+    if let Some(problem) = server.sandbox_problem() {
+        let who = if args.allow_unsandboxed_jobs {
+            "every member may run them (--allow-unsandboxed-jobs)"
+        } else {
+            "only global admins may run jobs (--allow-unsandboxed-jobs lets every member)"
+        };
+        tracing::warn!("jobs run unsandboxed: {problem}; {who}");
+    }
     println!("The server is running at {url}/");
     server
         .serve(shutdown_signal())

@@ -155,6 +155,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Why this backend cannot run the job as specified (a property it cannot honour), if so.
     fn refuses(&self, spec: &JobSpec, command: &JobCommand) -> Option<String>;
 
+    /// Why jobs are not isolated from each other and from the server (`None`: they are).
+    fn isolation_problem(&self) -> Option<String>;
+
     /// How many jobs of one replica (nodes) it can place at most.
     fn max_nodes(&self) -> u32;
 

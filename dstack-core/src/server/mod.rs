@@ -24,7 +24,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use setup::{DEFAULT_UPLOAD_LIMIT, ServerError, ServerOptions, sqlite_url, update_cli_config};
+pub use setup::{
+    DEFAULT_UPLOAD_LIMIT, JobIsolation, ServerError, ServerOptions, sqlite_url, update_cli_config,
+};
 
 use crate::backends::Backend;
 use crate::backends::local::LocalBackend;
@@ -49,6 +51,8 @@ pub(crate) struct AppState {
     pub(crate) list_cache: Arc<ListCache>,
     /// The largest accepted file archive, bytes (0 = no limit).
     pub(crate) upload_limit: u64,
+    /// Every member may run jobs where they cannot be sandboxed.
+    pub(crate) allow_unsandboxed: bool,
     /// The proxy's route table (services, replicas, tokens).
     pub(crate) routes: crate::proxy::Routes,
 }
@@ -170,7 +174,8 @@ impl Server {
             .map_err(|e| ServerError::Io(format!("cannot read the API address: {e}")))?;
         let dir = options.server_dir.clone();
         let runner = options.runner_exe.clone();
-        let local = tokio::task::spawn_blocking(move || LocalBackend::new(&dir, runner))
+        let sandbox = !options.jobs.no_sandbox;
+        let local = tokio::task::spawn_blocking(move || LocalBackend::new(&dir, runner, sandbox))
             .await
             .map_err(|e| ServerError::Io(format!("cannot read the host's resources: {e}")))?;
         let default_python: Arc<str> = local.default_python().unwrap_or("3.12").into();
@@ -186,6 +191,7 @@ impl Server {
                 tokens: Arc::default(),
                 list_cache: Arc::default(),
                 upload_limit: options.upload_limit,
+                allow_unsandboxed: options.jobs.allow_unsandboxed,
                 routes: crate::proxy::Routes::new(api_addr),
             },
             public,
@@ -220,6 +226,11 @@ impl Server {
             host.to_string()
         };
         format!("http://{host}:{}", self.local_addr().port())
+    }
+
+    /// Why jobs run unsandboxed on this host, if they do.
+    pub fn sandbox_problem(&self) -> Option<String> {
+        self.state.backend.isolation_problem()
     }
 
     /// The admin's token.

@@ -35,6 +35,18 @@ pub struct ServerOptions {
     pub upload_limit: u64,
     /// Proxy timeouts and limits.
     pub proxy: super::ProxyOptions,
+    /// Jobs on the local fleet: the sandbox, and who may run jobs without one.
+    pub jobs: JobIsolation,
+}
+
+/// Whether jobs are sandboxed, and who may run them where they cannot be.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobIsolation {
+    /// Do not sandbox jobs even where bubblewrap works (`--no-sandbox`).
+    pub no_sandbox: bool,
+    /// Let every member run unsandboxed jobs (`--allow-unsandboxed-jobs`); by default only
+    /// global admins may, since such a job can read the server's files.
+    pub allow_unsandboxed: bool,
 }
 
 /// The default upload limit: 2 MiB.

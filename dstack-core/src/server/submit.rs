@@ -164,8 +164,22 @@ pub(crate) struct Plan {
     pub(crate) offers: Vec<BackendOffer>,
 }
 
-/// Plans the run: its first job, whether the backend refuses it, the offers.
-pub(crate) fn plan(state: &AppState, sub: &Submission, run_name: &str) -> Result<Plan, ApiError> {
+/// Plans the run: its first job, whether the backend refuses it, the offers. Where jobs
+/// cannot be sandboxed, only global admins may run them unless the server allows everyone.
+pub(crate) fn plan(
+    state: &AppState,
+    sub: &Submission,
+    run_name: &str,
+    user: &crate::state::UserRow,
+) -> Result<Plan, ApiError> {
+    if let Some(problem) = state.backend.isolation_problem()
+        && !user.is_admin()
+        && !state.allow_unsandboxed
+    {
+        return Err(ApiError::client(format!(
+            "This server cannot sandbox jobs ({problem}), so only global admins may run them: an unsandboxed job can read the server's files. Install bubblewrap on the server's host, or start the server with --allow-unsandboxed-jobs to let every member run jobs."
+        )));
+    }
     let input = sub.input(run_name, &state.default_python);
     let job = jobspec::plan_job_spec(&input).map_err(|e| ApiError::client(e.0))?;
     let command = jobspec::command_of(&input, &job).map_err(|e| ApiError::client(e.0))?;

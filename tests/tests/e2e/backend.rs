@@ -72,7 +72,7 @@ fn a_job_is_started_once_per_id_and_found_after_a_restart() {
     let home = TempHome::new("backend-once");
     let rt = runtime();
     let job_id = uuid_v4();
-    let backend = LocalBackend::new(&home.path, Some(dstack_bin()));
+    let backend = LocalBackend::new(&home.path, Some(dstack_bin()), true);
     let first = rt
         .block_on(backend.start(launch(&home.path, &job_id)))
         .expect("started");
@@ -89,7 +89,7 @@ fn a_job_is_started_once_per_id_and_found_after_a_restart() {
     assert_eq!(first, second);
     assert_eq!(runners_of(&job_id), 1, "exactly one runner for the job");
     // A restarted server (a fresh backend) finds the job and its allocation.
-    let restarted = LocalBackend::new(&home.path, Some(dstack_bin()));
+    let restarted = LocalBackend::new(&home.path, Some(dstack_bin()), true);
     let found = rt.block_on(restarted.find(&job_id)).expect("find answers");
     assert_eq!(found.as_ref(), Some(&first));
     assert!(

@@ -124,3 +124,35 @@ fn paths_outside_the_job_are_refused_at_plan_time() {
     fine["working_dir"] = json!("/workflow/sub");
     assert_eq!(d.get_plan("main", &d.token, &fine).status, 200);
 }
+
+/// Where jobs cannot be sandboxed (here: `--no-sandbox`), only global admins may run them,
+/// unless the server is started with `--allow-unsandboxed-jobs`.
+#[test]
+fn without_a_sandbox_only_admins_run_jobs_unless_allowed() {
+    let d = Dstack::start_env("no-sandbox", &[("DSTACK_SERVER_NO_SANDBOX", "true")]);
+    let eve = d.create_user("eve");
+    d.create_project(&eve, "evil");
+    for r in [
+        d.get_plan("evil", &eve, &task("xx", &["true"])),
+        d.apply("evil", &eve, &task("xx", &["true"])),
+    ] {
+        assert_eq!(r.status, 400, "{r}");
+        assert!(r.error_message().contains("cannot sandbox jobs"), "{r}");
+    }
+    d.submit("main", &d.token, &task("admin-run", &["echo ok"]));
+    let run = d.wait_finished("main", &d.token, "admin-run");
+    assert_eq!(run["status"], "done", "{run}");
+
+    let allowed = Dstack::start_env(
+        "no-sandbox-allowed",
+        &[
+            ("DSTACK_SERVER_NO_SANDBOX", "true"),
+            ("DSTACK_SERVER_ALLOW_UNSANDBOXED_JOBS", "true"),
+        ],
+    );
+    let eve = allowed.create_user("eve");
+    allowed.create_project(&eve, "evil");
+    allowed.submit("evil", &eve, &task("member-run", &["echo ok"]));
+    let run = allowed.wait_finished("evil", &eve, "member-run");
+    assert_eq!(run["status"], "done", "{run}");
+}

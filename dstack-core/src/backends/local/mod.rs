@@ -98,7 +98,7 @@ struct Inner {
 impl LocalBackend {
     /// The local fleet of a server keeping its files in `server_dir`, starting runners with
     /// `runner_exe job-runner DIR`. Reads the host's resources and environment once.
-    pub fn new(server_dir: &Path, runner_exe: Option<PathBuf>) -> LocalBackend {
+    pub fn new(server_dir: &Path, runner_exe: Option<PathBuf>, sandbox: bool) -> LocalBackend {
         let host = HostResources::detect(server_dir);
         let base_env: Vec<(String, String)> = INHERITED_ENV
             .iter()
@@ -106,7 +106,11 @@ impl LocalBackend {
             .collect();
         let username = std::env::var("USER").unwrap_or_else(|_| "root".into());
         let (pythons, default_python) = find_pythons(std::env::var_os("PATH"));
-        let sandbox = sandbox::Sandbox::detect(server_dir);
+        let sandbox = if sandbox {
+            sandbox::Sandbox::detect(server_dir)
+        } else {
+            Err("the sandbox is turned off (--no-sandbox)".to_string())
+        };
         let instance = InstanceInfo {
             backend: "remote".into(),
             instance_id: "local".into(),
@@ -682,6 +686,10 @@ impl Backend for LocalBackend {
                 if problems.len() == 1 { "it" } else { "them" }
             )
         })
+    }
+
+    fn isolation_problem(&self) -> Option<String> {
+        self.inner.sandbox.as_ref().err().cloned()
     }
 
     fn max_nodes(&self) -> u32 {

@@ -277,6 +277,9 @@ fn run_job(dir: &Path) -> i32 {
         let _ = done_tx.send(());
     });
     let status = child.wait();
+    // The job is over when its first process is, as a container is: whatever it left running
+    // in its session (daemons, or processes a stop raced with) goes too.
+    let _ = kill_group(pgid, "KILL");
     // Output still buffered in the terminal is drained; a process that keeps the terminal
     // open after the job exited does not hold the status back.
     let _ = done_rx.recv_timeout(std::time::Duration::from_secs(2));

@@ -66,7 +66,7 @@ pub(super) async fn get_plan(
 ) -> ApiResult<RunPlan> {
     let sub = submit::parse(&req.run_spec)?;
     let name = sub.run_name.clone().unwrap_or_else(|| "run".into());
-    let plan = submit::plan(&state, &sub, &name);
+    let plan = submit::plan(&state, &sub, &name, &m.user);
     let plan = match plan {
         Ok(p) => p,
         // `dstack offer` asks for offers of any configuration.
@@ -174,7 +174,7 @@ pub(super) async fn apply(
         .or_else(|| sub.config.run_common().and_then(|c| c.name.clone()));
     let name = explicit.clone().unwrap_or_else(random_name);
     sub.name(&name);
-    submit::plan(&state, &sub, &name)?;
+    submit::plan(&state, &sub, &name, &m.user)?;
     check_uploads(&state, &m, &sub).await?;
     let mut attempt = 0;
     loop {
