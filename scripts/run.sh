@@ -9,10 +9,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
-# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox).
+# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox),
+# passt (`pasta`: each job's own network).
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v pasta >/dev/null || missing+=(passt)
 if (( ${#missing[@]} )); then
     echo "installing ${missing[*]} (Debian packages)"
     SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Safe to repeat; installs what is missing:
-#   - rustfmt/clippy components (rustup); Debian's cmake (Pingora's zlib-ng) and bubblewrap (the jobs'
-#     sandbox); Debian's postgresql for the state tests (a private
+#   - rustfmt/clippy components (rustup); Debian's cmake (Pingora's zlib-ng), bubblewrap and passt (the
+#     jobs' sandbox and network); Debian's postgresql for the state tests (a private
 #     server on 127.0.0.1); a Python venv with maturin + pytest (pip) for the bindings.
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -12,10 +12,12 @@ cd "$REPO"
 step() { printf '\n==> %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
-# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox).
+# Debian packages: cmake (Pingora's zlib-ng builds with it), bubblewrap (the jobs' sandbox),
+# passt (`pasta`: each job's own network).
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v pasta >/dev/null || missing+=(passt)
 if (( ${#missing[@]} )); then
     step "installing ${missing[*]} (Debian packages)"
     SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"

@@ -11,6 +11,7 @@ mod api_surface;
 mod backend;
 mod encryption;
 mod logs;
+mod network;
 mod robustness;
 mod runs;
 mod sandbox;

@@ -344,12 +344,13 @@ fn upstream_reapply_of_an_unchanged_task_detects_no_changes() {
     );
 }
 
-/// Jobs on the local fleet share the host's network: a service whose port another job holds
-/// waits for it (never started to fail on "address in use"), then runs; two replicas of one
-/// service on one host are refused with the reason.
+/// Where jobs share the host's network (no sandbox: the admin's jobs on a server started with
+/// `--no-sandbox`), a service whose port another job holds waits for it (never started to fail
+/// on "address in use"), then runs; two replicas of one service on one host are refused with
+/// the reason. (Jobs with a network of their own share ports: see `network`.)
 #[test]
 fn a_held_port_makes_the_next_service_wait_then_run() {
-    let d = Dstack::start("port-held");
+    let d = Dstack::start_env("port-held", &[("DSTACK_SERVER_NO_SANDBOX", "true")]);
     let token = d.token.clone();
     let port = free_port();
     let service = |name: &str| {

@@ -300,7 +300,13 @@ fn service_survives_a_server_crash_and_stops_cleanly() {
     });
     let run = server.apply(configuration);
     assert_eq!(run["service"]["url"], "/proxy/services/main/web/");
-    server.wait_status("web", &["running"], Duration::from_secs(30));
+    let run = server.wait_status("web", &["running"], Duration::from_secs(30));
+    // Where the job's port is reached on the host (its own port where jobs share the host's
+    // network, another where each has a namespace).
+    let port = run["jobs"][0]["job_submissions"][0]["job_runtime_data"]["ports"][port.to_string()]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no host port for {port}: {run}"));
     assert!(
         wait_until(Duration::from_secs(20), || answers(port)),
         "the service never answered"

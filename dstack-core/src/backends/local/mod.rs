@@ -1,21 +1,22 @@
 //! The local fleet: the host the server runs on, offered with its real resources, running each
 //! job under a detached runner (see [`runner`]) in its own session and process group.
 //!
-//! Jobs share the host's network, so a port can be held by one job at a time, and GPUs are
-//! given out exclusively (`CUDA_VISIBLE_DEVICES` / `HIP_VISIBLE_DEVICES`). What a job holds is
-//! recorded in its directory too, so a restarted server takes it back.
+//! Each job runs in a sandbox (see [`sandbox`]) with a network of its own (see [`network`]),
+//! reached at host ports picked for it; GPUs are given out exclusively (`CUDA_VISIBLE_DEVICES` /
+//! `HIP_VISIBLE_DEVICES`). What a job holds is recorded in its directory too, so a restarted
+//! server takes it back (see [`alloc`]).
 
+mod alloc;
 mod files;
 pub mod host;
+pub mod network;
 pub mod runner;
 mod sandbox;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-
-use serde::{Deserialize, Serialize};
 
 pub use host::HostResources;
 
@@ -24,6 +25,7 @@ use super::{
 };
 use crate::jobspec::{BASE_IMAGE, DIND_IMAGE, JobCommand, JobSpec, LEGACY_REPO_DIR, Prelude};
 use crate::lifecycle::{Observed, Signal};
+use alloc::{Allocation, Held};
 use files::JobFs;
 
 /// The backend's name in handles.
@@ -41,35 +43,6 @@ struct JobView {
     home: String,
     tmp: String,
     bin: Option<String>,
-}
-
-/// What a job holds on the host (`alloc.json` in its directory).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Allocation {
-    gpus: Vec<u32>,
-    ports: Vec<u16>,
-}
-
-#[derive(Debug, Default)]
-struct Held {
-    gpus: HashMap<u32, String>,
-    ports: HashMap<u16, String>,
-}
-
-impl Held {
-    fn take(&mut self, job_id: &str, a: &Allocation) {
-        for g in &a.gpus {
-            self.gpus.insert(*g, job_id.to_string());
-        }
-        for p in &a.ports {
-            self.ports.insert(*p, job_id.to_string());
-        }
-    }
-
-    fn free(&mut self, job_id: &str) {
-        self.gpus.retain(|_, j| j != job_id);
-        self.ports.retain(|_, j| j != job_id);
-    }
 }
 
 /// The host the server runs on, as a backend.
@@ -143,11 +116,6 @@ impl LocalBackend {
         &self.inner.host
     }
 
-    /// Why jobs are not sandboxed on this host, if they are not.
-    pub fn sandbox_problem(&self) -> Option<&str> {
-        self.inner.sandbox.as_ref().err().map(String::as_str)
-    }
-
     /// The Python version jobs get when they name none (the host's `python3`).
     pub fn default_python(&self) -> Option<&str> {
         self.inner.default_python.as_deref()
@@ -186,26 +154,19 @@ impl LocalBackend {
                 ports.push(app.port);
             }
         }
-        if let Some(p) = ports
-            .iter()
-            .find(|p| held.ports.get(p).is_some_and(|j| j != job_id))
-        {
-            return Err(StartError::Busy(format!("port {p} is held by another job")));
-        }
-        let wanted = spec.gpu_count() as usize;
-        let gpus: Vec<u32> = (0..self.inner.host.gpus.len() as u32)
-            .filter(|g| held.gpus.get(g).is_none_or(|j| j == job_id))
-            .take(wanted)
-            .collect();
-        if gpus.len() < wanted {
-            return Err(StartError::Busy(format!(
-                "{wanted} GPUs wanted, {} free",
-                gpus.len()
-            )));
-        }
-        let a = Allocation { gpus, ports };
-        held.take(job_id, &a);
-        Ok(a)
+        let pick: &dyn Fn() -> std::io::Result<u16> = &network::free_host_port;
+        let isolated = self.inner.network().is_ok();
+        held.reserve(
+            job_id,
+            ports,
+            spec.gpu_count() as usize,
+            self.inner.host.gpus.len() as u32,
+            isolated.then_some(pick),
+        )
+        .map_err(|e| match e {
+            alloc::AllocError::NoPort(_) => StartError::Failed(e.to_string()),
+            _ => StartError::Busy(e.to_string()),
+        })
     }
 
     fn free(&self, job_id: &str) {
@@ -216,6 +177,15 @@ impl LocalBackend {
 }
 
 impl Inner {
+    /// The `pasta` that gives sandboxed jobs their network; `Err` says why jobs are not
+    /// isolated (no sandbox, or no network of their own).
+    fn network(&self) -> Result<&Path, String> {
+        let sandbox = self.sandbox.as_ref().map_err(Clone::clone)?;
+        sandbox
+            .network()
+            .map_err(|e| format!("jobs cannot have a network of their own: {e}"))
+    }
+
     fn job_dir(&self, job_id: &str) -> Result<PathBuf, String> {
         let valid = !job_id.is_empty()
             && job_id.len() <= 64
@@ -232,11 +202,11 @@ impl Inner {
             backend: NAME.into(),
             instance: self.instance.clone(),
             ports: a
-                .ports
+                .forwards()
                 .iter()
-                .map(|p| PortBinding {
-                    container_port: *p,
-                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], *p)),
+                .map(|f| PortBinding {
+                    container_port: f.job,
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], f.host)),
                 })
                 .collect(),
             gpus: a.gpus.clone(),
@@ -420,11 +390,18 @@ impl Inner {
             }
         };
         let env = self.environment(launch, a, &view);
+        let network = self.network().ok().map(|pasta| network::JobNetwork {
+            pasta: pasta.to_path_buf(),
+            userns: self.sandbox.as_ref().is_ok_and(|s| s.run_as().is_none()),
+            forwards: a.forwards(),
+            dns_forward: self.sandbox.as_ref().is_ok_and(|s| s.dns_forward()),
+        });
         let runner_launch = runner::RunnerLaunch {
             argv,
             env,
             working_dir: host_cwd,
             log_file: launch.log_file.clone(),
+            network,
         };
         runner::write_atomic(
             &runner::launch_file(&dir),
@@ -599,10 +576,7 @@ impl Backend for LocalBackend {
         };
         crate::offers::check_offer(&offer, &req)
             .map_err(|why| format!("the local fleet does not fit the requirements ({why})"))?;
-        let busy = self
-            .held
-            .lock()
-            .map(|h| !h.ports.is_empty() || !h.gpus.is_empty());
+        let busy = self.held.lock().map(|h| !h.is_empty());
         Ok(vec![BackendOffer {
             backend: self.inner.instance.backend.clone(),
             region: self.inner.instance.region.clone(),
@@ -689,7 +663,7 @@ impl Backend for LocalBackend {
     }
 
     fn isolation_problem(&self) -> Option<String> {
-        self.inner.sandbox.as_ref().err().cloned()
+        self.inner.network().err()
     }
 
     fn max_nodes(&self) -> u32 {
@@ -698,7 +672,7 @@ impl Backend for LocalBackend {
 
     fn can_place(&self, count: usize, spec: &JobSpec) -> Result<(), String> {
         match spec.service_port {
-            Some(port) if count > 1 => Err(format!(
+            Some(port) if count > 1 && self.inner.network().is_err() => Err(format!(
                 "The local fleet runs jobs on the host's network, so {count} replicas would all listen on port {port}. Use `replicas: 1`, or a fleet that isolates jobs."
             )),
             _ => Ok(()),
@@ -827,7 +801,12 @@ impl Backend for LocalBackend {
         if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
             self.free(id);
         }
-        Ok(())
+        // The runner stops the job's `pasta`; one it could not (killed itself) stops here.
+        blocking(move || {
+            network::stop_pasta(&dir);
+            Ok(())
+        })
+        .await
     }
 
     async fn restore(&self, handles: &[JobHandle]) {
@@ -839,6 +818,7 @@ impl Backend for LocalBackend {
                 let a = Allocation {
                     gpus: h.gpus.clone(),
                     ports: h.ports.iter().map(|p| p.container_port).collect(),
+                    host_ports: h.ports.iter().map(|p| p.addr.port()).collect(),
                 };
                 held.take(id, &a);
             }

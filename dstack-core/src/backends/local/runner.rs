@@ -41,6 +41,9 @@ pub struct RunnerLaunch {
     pub working_dir: PathBuf,
     /// Log file (JSON lines).
     pub log_file: PathBuf,
+    /// The job's own network, when `argv` is a sandbox that gets one.
+    #[serde(default)]
+    pub network: Option<super::network::JobNetwork>,
 }
 
 /// `launch.json`
@@ -242,17 +245,30 @@ fn run_job(dir: &Path) -> i32 {
     };
     // `setsid --ctty` starts the job in a new session (its own process group) with the
     // terminal as its controlling terminal.
-    let spawned = Command::new("setsid")
-        .arg("--ctty")
-        .arg(program)
-        .args(args)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.working_dir)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn();
+    let configure = |c: &mut Command| {
+        c.env_clear()
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&launch.working_dir)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr);
+    };
+    let spawned = match &launch.network {
+        Some(net) => super::network::spawn(
+            &["setsid", "--ctty"],
+            &launch.argv,
+            net,
+            &super::network::pasta_pid_file(dir),
+            configure,
+        )
+        .map_err(std::io::Error::other),
+        None => {
+            let mut c = Command::new("setsid");
+            c.arg("--ctty").arg(program).args(args);
+            configure(&mut c);
+            c.spawn()
+        }
+    };
     drop(slave);
     let mut child = match spawned {
         Ok(c) => c,
@@ -280,6 +296,7 @@ fn run_job(dir: &Path) -> i32 {
     // The job is over when its first process is, as a container is: whatever it left running
     // in its session (daemons, or processes a stop raced with) goes too.
     let _ = kill_group(pgid, "KILL");
+    super::network::stop_pasta(dir);
     // Output still buffered in the terminal is drained; a process that keeps the terminal
     // open after the job exited does not hold the status back.
     let _ = done_rx.recv_timeout(std::time::Duration::from_secs(2));

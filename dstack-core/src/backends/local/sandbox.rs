@@ -7,8 +7,8 @@
 //! to gain privileges (`no_new_privs`, an empty bounding set). A server running as root builds
 //! the sandbox as root (no user namespace) and the job itself runs as `nobody` (`setpriv`
 //! inside the sandbox), so a job is never root on the host; an unprivileged server uses a user
-//! namespace and the job runs as the server's user. The network is the host's (ports are given
-//! out exclusively by the backend).
+//! namespace and the job runs as the server's user. Its network namespace is its own too,
+//! joined to the host by `pasta` (see [`super::network`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -47,9 +47,13 @@ pub(crate) struct Sandbox {
     roots: Vec<RootEntry>,
     /// Host paths inside the shown roots that are masked (the server's directory).
     masked: Vec<PathBuf>,
+    /// The `pasta` that gives jobs their network; `Err` says why they cannot have one.
+    network: Result<PathBuf, String>,
+    /// The `resolv.conf` jobs get, when the host's names a resolver they cannot reach.
+    resolv_conf: Option<PathBuf>,
 }
 
-fn find(program: &str) -> Option<PathBuf> {
+pub(crate) fn find(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(program))
@@ -92,14 +96,44 @@ impl Sandbox {
         });
         let server_dir =
             std::fs::canonicalize(server_dir).unwrap_or_else(|_| server_dir.to_path_buf());
-        let sandbox = Sandbox {
+        let scratch = server_dir.join("local").join("network-probe");
+        let mut sandbox = Sandbox {
             bwrap,
             run_as: root.then_some(NOBODY),
             roots,
             masked: vec![server_dir],
+            network: Err(String::new()),
+            resolv_conf: None,
         };
         sandbox.probe()?;
+        let mut argv = sandbox.prefix();
+        argv.extend(sandbox.isolation());
+        argv.extend(["--chdir".into(), "/".into()]);
+        sandbox.network = super::network::detect(&argv, &scratch);
+        if sandbox.network.is_ok() {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            if let Some(text) = super::network::resolv_conf_for_jobs(&host) {
+                let file = scratch.join("resolv.conf");
+                std::fs::write(&file, text)
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                sandbox.resolv_conf = Some(file);
+            }
+        }
         Ok(sandbox)
+    }
+
+    /// The `pasta` that gives jobs a network of their own; `Err` says why there is none.
+    pub(crate) fn network(&self) -> Result<&Path, &str> {
+        self.network
+            .as_ref()
+            .map(PathBuf::as_path)
+            .map_err(String::as_str)
+    }
+
+    /// Whether jobs' DNS queries are forwarded to the host's resolver (see
+    /// [`super::network::DNS_FORWARD`]).
+    pub(crate) fn dns_forward(&self) -> bool {
+        self.resolv_conf.is_some()
     }
 
     /// The user a sandboxed job runs as on the host, when it is not the server's.
@@ -212,6 +246,13 @@ impl Sandbox {
             "/run/systemd/resolve".into(),
             "/run/systemd/resolve".into(),
         ]);
+        if let Some(file) = &self.resolv_conf {
+            a.extend([
+                "--ro-bind".into(),
+                file.display().to_string(),
+                "/etc/resolv.conf".into(),
+            ]);
+        }
         for m in &self.masked {
             if self.shows_root_of(m) {
                 a.extend(["--tmpfs".into(), m.display().to_string()]);
