@@ -18,6 +18,8 @@ missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v pasta >/dev/null || missing+=(passt)
+# acl (`setfacl`): the unprivileged-server test lets its account open /dev/net/tun where only root may.
+command -v setfacl >/dev/null || missing+=(acl)
 if (( ${#missing[@]} )); then
     step "installing ${missing[*]} (Debian packages)"
     SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"

@@ -17,4 +17,5 @@ mod runs;
 mod sandbox;
 mod security;
 mod server_e2e;
+mod unprivileged;
 mod upstream_cli;

@@ -123,7 +123,7 @@ pub(crate) fn processes_under(path: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn kill_processes_under(path: &Path) {
+pub(crate) fn kill_processes_under(path: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         let pids = processes_under(path);
@@ -290,7 +290,21 @@ pub(crate) fn http_client(timeout: Duration) -> reqwest::blocking::Client {
 impl Server {
     /// Starts a server in `home` with extra environment and waits until it prints its URL.
     pub(crate) fn start(home: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(dstack_bin());
+        Server::start_as(home, env, &dstack_bin(), None)
+    }
+
+    /// Starts the server `bin` in `home`, as the account `user` (uid, gid) when given.
+    pub(crate) fn start_as(
+        home: &Path,
+        env: &[(&str, &str)],
+        bin: &Path,
+        user: Option<(u32, u32)>,
+    ) -> Server {
+        let mut cmd = Command::new(bin);
+        if let Some((uid, gid)) = user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
         cmd.args(["server", "--host", "127.0.0.1", "--port", "0"])
             .env("HOME", home)
             .env_remove("DSTACK_DATABASE_URL")
