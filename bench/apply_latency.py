@@ -1,10 +1,11 @@
 """Apply → job process started, against a running server (driven by bench/apply_latency.sh).
 
-Usage: apply_latency.py PORT TOKEN WORKDIR N GOAL_MS
+Usage: apply_latency.py PORT TOKEN WORKDIR N GOAL_MS HOME
 
 For each of N tasks (plus one warm-up that is not counted): the wall clock (ns) is read just
 before `POST /api/project/main/runs/apply` of a task whose first command is
-`date +%s%N > "$BENCH_OUT"`; the file is polled (1 ms) until it holds a full line; latency =
+`date +%s%N > "$BENCH_OUT"` (a file in its working directory, found on the host in its job
+directory: jobs are sandboxed); the file is polled (1 ms) until it holds a full line; latency =
 the time in the file - the time before the request. Each run is waited for until it finishes
 before the next is applied. The floor: the same command spawned directly (`bash -c`), N times,
 measured the same way.
@@ -16,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import Client, median, pct  # noqa: E402
+from benchutil import Client, job_file, median, pct, submission_id  # noqa: E402
 
 FINISHED = {"done", "failed", "terminated"}
 RESOURCES = {"cpu": "1..", "memory": "0.1GB..", "disk": "0.1GB.."}
@@ -52,13 +53,12 @@ def apply_body(name, out):
     return {"plan": {"run_spec": spec}, "force": False}
 
 
-def one_ours(client, workdir, name):
-    out = os.path.join(workdir, f"{name}.ns")
-    body = apply_body(name, out)
+def one_ours(client, home, name):
+    body = apply_body(name, "start.ns")
     t0 = time.time_ns()
     run = client.post("/api/project/main/runs/apply", body)
     t_answer = time.time_ns()
-    t_file = wait_file(out)
+    t_file = wait_file(job_file(home, submission_id(client, run, name), "start.ns"))
     # Let the run finish before the next one (a tiny task: exits at once).
     deadline = time.monotonic() + 30
     status = run.get("status") if isinstance(run, dict) else None
@@ -87,15 +87,15 @@ def summary(values):
 
 
 def main():
-    port, token, workdir, n, goal = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
-                                     int(sys.argv[4]), float(sys.argv[5]))
+    port, token, workdir, n, goal, home = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
+                                           int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
     client = Client(port, token)
     stamp = time.strftime("%H%M%S")
     print("warm-up apply (not counted)...", flush=True)
-    one_ours(client, workdir, f"lat-warmup-{stamp}")
+    one_ours(client, home, f"lat-warmup-{stamp}")
     ours, answers = [], []
     for i in range(n):
-        lat, ans = one_ours(client, workdir, f"lat-{stamp}-{i}")
+        lat, ans = one_ours(client, home, f"lat-{stamp}-{i}")
         ours.append(lat)
         answers.append(ans)
         print(f"\r  ours: {i + 1}/{n} (last {lat:.1f} ms)", end="", flush=True)

@@ -46,7 +46,7 @@ python3 "$REPO/bench/benchutil.py" wait-ready "$PORT" 60 || { echo "error: the s
 
 echo "parameters: N=$N sequential tasks, command 'date +%s%N > \$BENCH_OUT', resources cpu=1.. memory=0.1GB.. disk=0.1GB.., $(nproc) CPUs"
 # In the background and waited for, so that a signal runs the trap at once.
-python3 "$REPO/bench/apply_latency.py" "$PORT" "$TOKEN" "$WORK/out" "$N" "$GOAL_MS" &
+python3 "$REPO/bench/apply_latency.py" "$PORT" "$TOKEN" "$WORK/out" "$N" "$GOAL_MS" "$WORK/home" &
 wait $!
 if sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | grep -qE ' (ERROR|WARN) |panicked'; then
     echo "note: the server logged warnings or errors:"

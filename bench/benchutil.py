@@ -62,6 +62,27 @@ class Client:
         return json.loads(data) if data else None
 
 
+def submission_id(client, run, name, timeout=30.0):
+    """The id of the latest job submission of `run` (an apply answer), asking the server
+    again until it has one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return run["jobs"][0]["job_submissions"][-1]["id"]
+        except (KeyError, IndexError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} has no job submission after {timeout:.0f} s")
+        time.sleep(0.002)
+        run = client.post("/api/project/main/runs/get", {"run_name": name})
+
+
+def job_file(home, job_id, rel):
+    """Where a file the job wrote at `rel` (relative to its working directory) lies on the
+    host, sandboxed or not: `<server dir>/local/jobs/<id>/workdir/<rel>`."""
+    return os.path.join(home, ".dstack", "server", "local", "jobs", job_id, "workdir", rel)
+
+
 def pct(values, p):
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     s = sorted(values)

@@ -71,7 +71,7 @@ async fn serve(args: &ServerArgs) -> Result<(), CliError> {
         } else {
             "only global admins may run jobs (--allow-unsandboxed-jobs lets every member)"
         };
-        tracing::warn!("jobs run unsandboxed: {problem}; {who}");
+        tracing::warn!("jobs are not fully isolated: {problem}; {who}");
     }
     println!("The server is running at {url}/");
     server
