@@ -10,6 +10,7 @@ mod util;
 mod api_surface;
 mod backend;
 mod encryption;
+mod limits;
 mod logs;
 mod network;
 mod robustness;

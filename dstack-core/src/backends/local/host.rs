@@ -52,6 +52,19 @@ impl HostResources {
         }
     }
 
+    /// The host as offered to a job requesting `resources`: its CPUs and memory up to the upper
+    /// bounds of the job's ranges, which the job is then held to (see [`super::cgroup`]).
+    pub fn offer_within(&self, resources: &crate::resources::ResourcesSpec) -> Offer {
+        let mut offer = self.offer();
+        if let Some(max) = resources.cpu.count.max.filter(|m| *m > 0) {
+            offer.cpus = offer.cpus.min(u32::try_from(max).unwrap_or(u32::MAX));
+        }
+        if let Some(max) = resources.memory.max.filter(|m| m.0 > 0.0) {
+            offer.memory_gib = offer.memory_gib.min(max.0);
+        }
+        offer
+    }
+
     /// The host as an offer for matching.
     pub fn offer(&self) -> Offer {
         Offer {

@@ -7,9 +7,11 @@
 //! server takes it back (see [`alloc`]).
 
 mod alloc;
+mod cgroup;
 mod files;
 pub mod host;
 pub mod network;
+mod python;
 pub mod runner;
 mod sandbox;
 
@@ -66,6 +68,8 @@ struct Inner {
     default_python: Option<String>,
     /// The sandbox jobs run in; `Err` says why there is none.
     sandbox: Result<sandbox::Sandbox, String>,
+    /// Where jobs' CPU and memory limits are made; `Err` says why they cannot be.
+    cgroups: Result<cgroup::Cgroups, String>,
 }
 
 impl LocalBackend {
@@ -78,7 +82,11 @@ impl LocalBackend {
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         let username = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let (pythons, default_python) = find_pythons(std::env::var_os("PATH"));
+        let (pythons, default_python) = python::find_pythons(std::env::var_os("PATH"));
+        let cgroups = cgroup::Cgroups::detect();
+        if let Err(why) = &cgroups {
+            tracing::warn!("jobs' CPU and memory are not limited: {why}");
+        }
         let sandbox = if sandbox {
             sandbox::Sandbox::detect(server_dir)
         } else {
@@ -106,6 +114,7 @@ impl LocalBackend {
                 pythons,
                 default_python,
                 sandbox,
+                cgroups,
             }),
             held: Mutex::default(),
         }
@@ -396,12 +405,22 @@ impl Inner {
             forwards: a.forwards(),
             dns_forward: self.sandbox.as_ref().is_ok_and(|s| s.dns_forward()),
         });
+        let limits = cgroup::Limits::of(
+            &launch.spec.requirements.resources,
+            self.host.cpus,
+            self.host.memory_mib as f64 / 1024.0,
+        );
+        let cgroups = match &self.cgroups {
+            Ok(cgroups) if !limits.is_empty() => cgroups.create(&launch.job_id, &limits)?,
+            _ => Vec::new(),
+        };
         let runner_launch = runner::RunnerLaunch {
             argv,
             env,
             working_dir: host_cwd,
             log_file: launch.log_file.clone(),
             network,
+            cgroups,
         };
         runner::write_atomic(
             &runner::launch_file(&dir),
@@ -505,56 +524,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| io_error("run a blocking task", std::io::Error::other(e.to_string())))?
 }
 
-/// Python versions on `PATH` (`python3.X`), and the version of `python3`.
-/// The `python3.X` interpreters on `PATH`, in `PATH` order; and the version `python3` is: the
-/// `python3.X` it resolves to, else the first `python3.X` found (`python3` may be a shim).
-fn find_pythons(
-    path: Option<std::ffi::OsString>,
-) -> (BTreeMap<String, Vec<PathBuf>>, Option<String>) {
-    let mut found: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut in_order: Vec<(String, PathBuf)> = Vec::new();
-    let mut python3: Option<PathBuf> = None;
-    for dir in path.iter().flat_map(std::env::split_paths) {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut names: Vec<(String, PathBuf)> = entries
-            .flatten()
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-            .collect();
-        names.sort();
-        for (name, path) in names {
-            if name == "python3" && python3.is_none() {
-                python3 = Some(path);
-                continue;
-            }
-            let Some(version) = name.strip_prefix("python") else {
-                continue;
-            };
-            let mut parts = version.split('.');
-            let valid = parts.next() == Some("3")
-                && parts
-                    .next()
-                    .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
-                && parts.next().is_none();
-            if valid {
-                found
-                    .entry(version.to_string())
-                    .or_default()
-                    .push(path.clone());
-                in_order.push((version.to_string(), path));
-            }
-        }
-    }
-    let resolved = python3.and_then(|p| std::fs::canonicalize(p).ok());
-    let default = in_order
-        .iter()
-        .find(|(_, p)| std::fs::canonicalize(p).ok() == resolved && resolved.is_some())
-        .or_else(|| in_order.first())
-        .map(|(v, _)| v.clone());
-    (found, default)
-}
-
 #[async_trait::async_trait]
 impl Backend for LocalBackend {
     fn name(&self) -> &str {
@@ -568,19 +537,36 @@ impl Backend for LocalBackend {
                 spec.jobs_per_replica
             ));
         }
-        let offer = self.inner.host.offer();
+        let host = &self.inner.host;
+        let resources = &spec.requirements.resources;
+        let limits = cgroup::Limits::of(resources, host.cpus, host.memory_mib as f64 / 1024.0);
+        // A job asking for less than the host is offered that much and held to it; where it
+        // cannot be held, it is offered the whole host (which its range then refuses).
+        let offer = match &self.inner.cgroups {
+            Ok(_) if !limits.is_empty() => host.offer_within(resources),
+            _ => host.offer(),
+        };
         let req = crate::offers::Requirements {
             resources: spec.requirements.resources.clone(),
             spot: spec.requirements.spot,
             max_price: spec.requirements.max_price,
         };
-        crate::offers::check_offer(&offer, &req)
-            .map_err(|why| format!("the local fleet does not fit the requirements ({why})"))?;
+        crate::offers::check_offer(&offer, &req).map_err(|why| match &self.inner.cgroups {
+            Err(cannot) if !limits.is_empty() => format!(
+                "the local fleet does not fit the requirements ({why}); it cannot hold a job to less than the whole host here: {cannot}"
+            ),
+            _ => format!("the local fleet does not fit the requirements ({why})"),
+        })?;
         let busy = self.held.lock().map(|h| !h.is_empty());
         Ok(vec![BackendOffer {
             backend: self.inner.instance.backend.clone(),
             region: self.inner.instance.region.clone(),
-            instance: self.inner.instance.instance_type.clone(),
+            instance: {
+                let mut shown = self.inner.instance.instance_type.clone();
+                shown.resources.cpus = offer.cpus;
+                shown.resources.memory_mib = (offer.memory_gib * 1024.0).round() as u64;
+                shown
+            },
             price: 0.0,
             busy: busy.unwrap_or(false),
             offer,
@@ -802,8 +788,14 @@ impl Backend for LocalBackend {
             self.free(id);
         }
         // The runner stops the job's `pasta`; one it could not (killed itself) stops here.
+        let inner = self.inner.clone();
         blocking(move || {
             network::stop_pasta(&dir);
+            if let (Ok(cgroups), Some(id)) =
+                (&inner.cgroups, dir.file_name().and_then(|n| n.to_str()))
+            {
+                cgroups.remove(id);
+            }
             Ok(())
         })
         .await

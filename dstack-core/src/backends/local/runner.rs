@@ -44,6 +44,10 @@ pub struct RunnerLaunch {
     /// The job's own network, when `argv` is a sandbox that gets one.
     #[serde(default)]
     pub network: Option<super::network::JobNetwork>,
+    /// The cgroups (with the job's CPU and memory limits) the runner joins before it starts
+    /// the job, so that all the job starts is held to them.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// `launch.json`
@@ -232,6 +236,11 @@ fn run_job(dir: &Path) -> i32 {
         });
         0
     };
+    if let Err(e) = super::cgroup::join(&launch.cgroups) {
+        return fail_to_start(std::io::Error::other(format!(
+            "cannot join the job's cgroups: {e}"
+        )));
+    }
     let Some((program, args)) = launch.argv.split_first() else {
         return fail_to_start(std::io::Error::other("empty command"));
     };
