@@ -275,6 +275,33 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_are_written_where_each_version_reads_them() {
+        // Plain directories stand in for cgroupfs (which makes the files itself).
+        let root = std::env::temp_dir().join(format!("dstack-cgroup-test-{}", std::process::id()));
+        let limits = Limits {
+            cpus: Some(1.5),
+            memory: Some(1 << 30),
+        };
+        let v2 = Cgroups::V2 {
+            jobs: root.join("v2"),
+        };
+        let dirs = v2.create("job-1", &limits).unwrap();
+        assert_eq!(dirs, vec![root.join("v2/job-1")]);
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        assert_eq!(read("v2/job-1/cpu.max"), "150000 100000");
+        assert_eq!(read("v2/job-1/memory.max"), "1073741824");
+        let v1 = Cgroups::V1 {
+            cpu: root.join("cpu"),
+            memory: root.join("memory"),
+        };
+        v1.create("job-1", &limits).unwrap();
+        assert_eq!(read("cpu/job-1/cpu.cfs_quota_us"), "150000");
+        assert_eq!(read("cpu/job-1/cpu.cfs_period_us"), "100000");
+        assert_eq!(read("memory/job-1/memory.limit_in_bytes"), "1073741824");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn cgroup_mounts_and_paths_are_read_from_mountinfo() {
         let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
                     32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
