@@ -401,7 +401,10 @@ impl Inner {
         let env = self.environment(launch, a, &view);
         let network = self.network().ok().map(|pasta| network::JobNetwork {
             pasta: pasta.to_path_buf(),
-            userns: self.sandbox.as_ref().is_ok_and(|s| s.run_as().is_none()),
+            userns: self
+                .sandbox
+                .as_ref()
+                .is_ok_and(sandbox::Sandbox::has_userns),
             forwards: a.forwards(),
             dns_forward: self.sandbox.as_ref().is_ok_and(|s| s.dns_forward()),
         });

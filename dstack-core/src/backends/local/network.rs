@@ -50,14 +50,18 @@ pub fn pasta_pid_file(dir: &Path) -> PathBuf {
 }
 
 /// Finds `pasta` and checks that it can give a bubblewrap sandbox a network here: `bwrap_argv`
-/// is a sandbox's command line up to (not including) `--`. `Err` says why jobs cannot have a
-/// network of their own.
-pub(crate) fn detect(bwrap_argv: &[String], scratch: &Path) -> Result<PathBuf, String> {
+/// is a sandbox's command line up to (not including) `--`, `userns` whether it makes a user
+/// namespace. `Err` says why jobs cannot have a network of their own.
+pub(crate) fn detect(
+    bwrap_argv: &[String],
+    userns: bool,
+    scratch: &Path,
+) -> Result<PathBuf, String> {
     let pasta = super::sandbox::find("pasta")
         .ok_or("`pasta` (Debian's passt) is not installed".to_string())?;
     let net = JobNetwork {
         pasta: pasta.clone(),
-        userns: !rustix::process::geteuid().is_root(),
+        userns,
         forwards: Vec::new(),
         dns_forward: false,
     };
@@ -78,19 +82,21 @@ pub(crate) fn detect(bwrap_argv: &[String], scratch: &Path) -> Result<PathBuf, S
     result.map(|()| pasta)
 }
 
-/// Starts `prefix... bwrap_argv...` (bubblewrap's command line, to which `--unshare-net` is
-/// added) configured by `configure`, attaches the job's network to its namespace and only then
+/// Starts `prefix... sandbox_argv...` (bubblewrap's command line, perhaps after `setpriv`;
+/// `--unshare-net` is added to bubblewrap's options) configured by `configure`, attaches the job's network to its namespace and only then
 /// lets the job run. On failure the sandbox is killed before it ran anything.
 pub(crate) fn spawn(
     prefix: &[&str],
-    bwrap_argv: &[String],
+    sandbox_argv: &[String],
     net: &JobNetwork,
     pid_file: &Path,
     configure: impl FnOnce(&mut Command),
 ) -> Result<Child, String> {
-    let Some((bwrap, rest)) = bwrap_argv.split_first() else {
-        return Err("empty sandbox command".into());
-    };
+    let at = sandbox_argv
+        .iter()
+        .position(|a| Path::new(a).file_name().is_some_and(|n| n == "bwrap"))
+        .ok_or("no bubblewrap in the sandbox's command line")?;
+    let (before, rest) = sandbox_argv.split_at(at + 1);
     let (mut info_r, info_w) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
     let (block_r, block_w) = std::io::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
     let info_w = OwnedFd::from(info_w);
@@ -98,7 +104,7 @@ pub(crate) fn spawn(
     inheritable(&info_w)?;
     inheritable(&block_r)?;
     let mut argv: Vec<String> = prefix.iter().map(ToString::to_string).collect();
-    argv.push(bwrap.clone());
+    argv.extend(before.iter().cloned());
     argv.extend([
         "--unshare-net".into(),
         "--info-fd".into(),
@@ -177,15 +183,14 @@ fn attach(pid: i64, net: &JobNetwork, pid_file: &Path) -> Result<(), String> {
         .arg("--config-net")
         .arg("--quiet")
         .args(["--netns", &format!("/proc/self/fd/{}", netns.as_raw_fd())]);
-    match &userns {
-        Some(fd) => {
-            pasta.args(["--userns", &format!("/proc/self/fd/{}", fd.as_raw_fd())]);
-        }
-        // As root `pasta` would switch to `nobody` and could no longer enter a namespace root
-        // owns; it keeps uid 0 but gives up its capabilities.
-        None => {
-            pasta.args(["--runas", "0"]);
-        }
+    if let Some(fd) = &userns {
+        pasta.args(["--userns", &format!("/proc/self/fd/{}", fd.as_raw_fd())]);
+    }
+    if rustix::process::geteuid().is_root() {
+        // As root `pasta` would switch to `nobody`, and could then neither enter a namespace
+        // root owns nor open `/dev/net/tun` where only root may; it keeps uid 0 with two
+        // capabilities under its seccomp filter.
+        pasta.args(["--runas", "0"]);
     }
     // No way back to the host's loopback: neither through the gateway address nor by ports
     // forwarded from the namespace to the host.

@@ -109,7 +109,7 @@ impl Sandbox {
         let mut argv = sandbox.prefix();
         argv.extend(sandbox.isolation());
         argv.extend(["--chdir".into(), "/".into()]);
-        sandbox.network = super::network::detect(&argv, &scratch);
+        sandbox.network = super::network::detect(&argv, sandbox.has_userns(), &scratch);
         if sandbox.network.is_ok() {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             if let Some(text) = super::network::resolv_conf_for_jobs(&host) {
@@ -134,6 +134,13 @@ impl Sandbox {
     /// [`super::network::DNS_FORWARD`]).
     pub(crate) fn dns_forward(&self) -> bool {
         self.resolv_conf.is_some()
+    }
+
+    /// Whether the sandbox has a user namespace of its own (which `pasta` joins): an
+    /// unprivileged server's. (A root server's bubblewrap runs as root, so that it can reach
+    /// the job's directories inside the server's; the job then runs as `nobody`.)
+    pub(crate) fn has_userns(&self) -> bool {
+        self.run_as.is_none()
     }
 
     /// The user a sandboxed job runs as on the host, when it is not the server's.
