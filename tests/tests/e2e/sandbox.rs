@@ -156,3 +156,67 @@ fn without_a_sandbox_only_admins_run_jobs_unless_allowed() {
     let run = allowed.wait_finished("evil", &eve, "member-run");
     assert_eq!(run["status"], "done", "{run}");
 }
+
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if meta.is_file()
+            && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_jobs_files_never_hold_its_secrets() {
+    let d = Dstack::start("sandbox-secret-files");
+    let value = format!("v4lue-{}", std::process::id());
+    let r = d.post(
+        "/api/project/main/secrets/create_or_update",
+        &d.token,
+        &json!({"name": "API_TOKEN", "value": value}),
+    );
+    assert_eq!(r.status, 200, "{r}");
+    d.submit(
+        "main",
+        &d.token,
+        &json!({
+            "type": "task", "name": "uses-secret", "resources": crate::util::small(),
+            "env": {"TOKEN": "Bearer ${{ secrets.API_TOKEN }}"},
+            // The command names only the value's hash: the check below must not find itself.
+            "commands": ["echo \"seen $(printf %s \"$TOKEN\" | sha256sum)\"", "sleep 300"],
+        }),
+    );
+    let run = d.wait_running("main", &d.token, "uses-secret");
+    assert!(
+        wait_until(Duration::from_secs(20), || d
+            .logs_text("main", &d.token, &run, 1000)
+            .0
+            .contains(&format!(
+                "seen {}",
+                crate::util::sha256_hex(format!("Bearer {value}").as_bytes())
+            ))),
+        "the job never saw its secret"
+    );
+    let local = d.home.join(".dstack/server/local");
+    let leaks = files_containing(&local, value.as_bytes());
+    assert!(
+        leaks.is_empty(),
+        "the secret is at rest in {leaks:?}: {:?}",
+        leaks.first().map(std::fs::read_to_string)
+    );
+    d.stop("main", &d.token, &["uses-secret"], true);
+    d.wait_finished("main", &d.token, "uses-secret");
+}

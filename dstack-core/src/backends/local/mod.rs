@@ -438,9 +438,12 @@ impl Inner {
             .ok_or_else(|| "this server has no job runner configured".to_string())?;
         // The runner gets the locked file as its standard input and holds the lock for as long
         // as it lives; it detaches and this first process exits at once.
+        let env = serde_json::to_string(&runner_launch.env)
+            .map_err(|e| format!("cannot encode the job's environment: {e}"))?;
         let status = Command::new(exe)
             .arg("job-runner")
             .arg(&dir)
+            .env(runner::ENV_VAR, env)
             .stdin(Stdio::from(lock))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

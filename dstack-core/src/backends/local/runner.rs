@@ -2,7 +2,9 @@
 //!
 //! Each job submission has a directory (`<server dir>/local/jobs/<job id>/`):
 //!
-//! * `launch.json`: what to run ([`RunnerLaunch`]), written by the backend;
+//! * `launch.json`: what to run ([`RunnerLaunch`]), written by the backend; the job's
+//!   environment (which holds its secrets) is not in it: the runner gets it in its own
+//!   environment ([`ENV_VAR`], readable only by the server's user), so no file holds it;
 //! * `job.lock`: the runner holds an exclusive `flock` on it for as long as it lives. The backend
 //!   takes the lock before it spawns the runner and hands the locked file to it as its standard
 //!   input, so the lock is held from the runner's first instruction: the lock being free means
@@ -35,7 +37,9 @@ use crate::lifecycle::ExitStatus;
 pub struct RunnerLaunch {
     /// Command line.
     pub argv: Vec<String>,
-    /// The whole environment of the job.
+    /// The whole environment of the job: not written to `launch.json` but handed to the
+    /// runner in [`ENV_VAR`].
+    #[serde(skip)]
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub working_dir: PathBuf,
@@ -49,6 +53,9 @@ pub struct RunnerLaunch {
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
 }
+
+/// The runner's environment variable that holds the job's environment (JSON).
+pub const ENV_VAR: &str = "DSTACK_RUNNER_JOB_ENV";
 
 /// `launch.json`
 pub fn launch_file(dir: &Path) -> PathBuf {
@@ -198,12 +205,16 @@ fn open_pty() -> std::io::Result<(std::fs::File, std::fs::File)> {
 
 /// Runs the job described in `dir`: output to the log, exit status to `status.json`.
 fn run_job(dir: &Path) -> i32 {
-    let launch: RunnerLaunch = match std::fs::read(launch_file(dir))
+    let mut launch: RunnerLaunch = match std::fs::read(launch_file(dir))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok())
     {
         Some(l) => l,
         None => return 2,
+    };
+    launch.env = match std::env::var(ENV_VAR).map(|v| serde_json::from_str(&v)) {
+        Ok(Ok(env)) => env,
+        _ => return 2,
     };
     if let Some(parent) = launch.log_file.parent() {
         let _ = std::fs::create_dir_all(parent);
