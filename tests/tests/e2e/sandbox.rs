@@ -47,7 +47,8 @@ fn a_job_cannot_read_the_servers_state_or_another_jobs_files() {
         "for f in {db} {config} {cli}; do if cat $f >/dev/null 2>&1; then echo READ $f; else echo DENIED $f; fi; done; \
          if ls {jobs} >/dev/null 2>&1; then echo LISTED jobs; else echo DENIED jobs; fi; \
          ls /workflow /root /tmp | grep -q secret.txt && echo FOUND secret; \
-         echo whoami $(id -u); touch /usr/x 2>/dev/null && echo WROTE usr; echo done",
+         echo whoami $(id -u); echo map $(cat /proc/self/uid_map); \
+         touch /usr/x 2>/dev/null && echo WROTE usr; echo done",
         db = db.display(),
         config = config.display(),
         cli = d.home.join(".dstack/config.yml").display(),
@@ -60,6 +61,12 @@ fn a_job_cannot_read_the_servers_state_or_another_jobs_files() {
         assert!(!out.contains(leak), "the sandbox leaked ({leak}): {out}");
     }
     assert!(!out.contains(&d.token), "the admin token leaked: {out}");
+    // Root in a user namespace of its own, as in a container; on the host, never root.
+    assert!(out.contains("whoami 0"), "{out}");
+    let host_uid =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc/self"));
+    let outside = if host_uid == 0 { 65534 } else { host_uid };
+    assert!(out.contains(&format!("map 0 {outside} 1")), "{out}");
     d.stop("main", &d.token, &["victim"], true);
     d.wait_finished("main", &d.token, "victim");
 }

@@ -4,11 +4,15 @@
 //! read-only (so its Python, CUDA libraries and tools work as on the host), but not `/root`,
 //! `/home`, `/run` or the server's directory; its own `/workflow`, home and `/tmp` (bound from its
 //! job directory); a minimal `/dev` with only the GPUs it was given; no capabilities and no way
-//! to gain privileges (`no_new_privs`, an empty bounding set). A server running as root builds
-//! the sandbox as root (no user namespace) and the job itself runs as `nobody` (`setpriv`
-//! inside the sandbox), so a job is never root on the host; an unprivileged server uses a user
-//! namespace and the job runs as the server's user. Its network namespace is its own too,
-//! joined to the host by `pasta` (see [`super::network`]).
+//! to gain privileges (`no_new_privs`, an empty bounding set). The job is root in a user
+//! namespace of its own, as in the original's containers, and that root is an unprivileged user
+//! on the host. A server running as root builds the sandbox as root (so that bubblewrap reaches
+//! the job's directories inside the server's, which only root may enter); inside it the job
+//! drops to `nobody` (`setpriv`), makes its user namespace mapping `nobody` to root (`unshare
+//! --user --map-root-user`) and gives up the capabilities that brings; where `nobody` may not
+//! make user namespaces, the job stays `nobody` without one. An unprivileged server's
+//! bubblewrap makes the user namespace itself, and the job's root is the server's user. Its
+//! network namespace is its own too, joined to the host by `pasta` (see [`super::network`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,6 +48,8 @@ pub(crate) struct Sandbox {
     bwrap: PathBuf,
     /// The unprivileged user sandboxes run as (when the server is root).
     run_as: Option<(u32, u32)>,
+    /// Whether a root server's job makes a user namespace of its own (`nobody` may).
+    job_userns: bool,
     roots: Vec<RootEntry>,
     /// Host paths inside the shown roots that are masked (the server's directory).
     masked: Vec<PathBuf>,
@@ -67,8 +73,8 @@ impl Sandbox {
     pub(crate) fn detect(server_dir: &Path) -> Result<Sandbox, String> {
         let bwrap = find("bwrap").ok_or("`bwrap` (Debian's bubblewrap) is not installed")?;
         let root = rustix::process::geteuid().is_root();
-        if root && find("setpriv").is_none() {
-            return Err("`setpriv` (util-linux) is not installed".into());
+        if root && (find("setpriv").is_none() || find("unshare").is_none()) {
+            return Err("`setpriv` and `unshare` (util-linux) are not installed".into());
         }
         let mut roots = Vec::new();
         let entries = std::fs::read_dir("/").map_err(|e| format!("cannot read /: {e}"))?;
@@ -100,12 +106,20 @@ impl Sandbox {
         let mut sandbox = Sandbox {
             bwrap,
             run_as: root.then_some(NOBODY),
+            job_userns: root,
             roots,
             masked: vec![server_dir],
             network: Err(String::new()),
             resolv_conf: None,
         };
-        sandbox.probe()?;
+        if let Err(why) = sandbox.probe() {
+            if !sandbox.job_userns {
+                return Err(why);
+            }
+            tracing::info!("jobs run as nobody without a user namespace of their own: {why}");
+            sandbox.job_userns = false;
+            sandbox.probe()?;
+        }
         let mut argv = sandbox.prefix();
         argv.extend(sandbox.isolation());
         argv.extend(["--chdir".into(), "/".into()]);
@@ -166,7 +180,9 @@ impl Sandbox {
     fn probe(&self) -> Result<(), String> {
         let mut argv = self.prefix();
         argv.extend(self.isolation());
-        argv.extend(["--chdir".into(), "/".into(), "--".into(), "true".into()]);
+        argv.extend(["--chdir".into(), "/".into(), "--".into()]);
+        argv.extend(self.drop_privileges());
+        argv.push("true".into());
         let out = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -189,20 +205,29 @@ impl Sandbox {
     }
 
     /// What runs the job's command inside the sandbox: as root, `setpriv` to the unprivileged
-    /// user with no capabilities left at all.
+    /// user with no capabilities left at all, then that user's own user namespace (where it is
+    /// root) without the capabilities it brings.
     fn drop_privileges(&self) -> Vec<String> {
-        match self.run_as {
-            Some((uid, gid)) => vec![
-                "setpriv".into(),
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--clear-groups".into(),
-                "--bounding-set=-all".into(),
-                "--inh-caps=-all".into(),
-                "--".into(),
-            ],
-            None => Vec::new(),
+        let Some((uid, gid)) = self.run_as else {
+            return Vec::new();
+        };
+        let no_caps = ["--bounding-set=-all", "--inh-caps=-all", "--"];
+        let mut argv: Vec<String> = vec![
+            "setpriv".into(),
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
+        ];
+        argv.extend(no_caps.iter().map(ToString::to_string));
+        if self.job_userns {
+            argv.extend(
+                ["unshare", "--user", "--map-root-user", "--", "setpriv"]
+                    .iter()
+                    .chain(&no_caps)
+                    .map(ToString::to_string),
+            );
         }
+        argv
     }
 
     /// Namespaces, capabilities and the read-only view of the host.
