@@ -63,6 +63,8 @@ pub(super) struct Ctx {
     reply: Option<Reply>,
     /// Held while an API request is in flight.
     _api_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Whether the upstream's response head has arrived.
+    answered: bool,
 }
 
 pub(super) struct DstackProxy {
@@ -312,6 +314,41 @@ impl ProxyHttp for DstackProxy {
         let addr = route.replicas[(start.wrapping_add(ctx.attempts)) % n].addr;
         ctx.attempts += 1;
         Ok(self.peer(addr))
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut pingora::http::ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        ctx.answered = true;
+        Ok(())
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        // A kept-alive connection to the API can be closed by the API as a request is sent on
+        // it (seen as a rare 502 on a POST under load); the request then fails before any
+        // answer. A request to the API (ours, so a retry cannot surprise a third party) that
+        // fails on a reused connection before any answer is sent again on a new connection,
+        // whatever its method. Replicas keep Pingora's rule (idempotent requests only).
+        if ctx.target.is_none() && client_reused && replayable && !ctx.answered {
+            e.set_retry(true);
+        } else if !session.req_header().method.is_idempotent() || !replayable {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     fn fail_to_connect(

@@ -134,9 +134,10 @@ fn malformed_bodies_never_break_any_endpoint() {
     }
     assert!(
         problems.is_empty(),
-        "{} problems:\n{}",
+        "{} problems:\n{}\nthe server's last lines:\n{}",
         problems.len(),
-        problems.join("\n")
+        problems.join("\n"),
+        d.output_tail(40)
     );
 }
 
